@@ -1,0 +1,290 @@
+package natsched
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Sentinel errors of Router. Test with errors.Is.
+var (
+	// ErrNoHandler: no handler matches the message's type or subject.
+	ErrNoHandler = errors.New("natsched: no handler")
+	// ErrDecode: the payload could not be decoded into the registered type.
+	// Retrying cannot help, so callers should dead-letter the message.
+	ErrDecode = errors.New("natsched: cannot decode message")
+	// ErrHandlerPanic: a handler or middleware panicked; the error carries
+	// the panic value and a short stack.
+	ErrHandlerPanic = errors.New("natsched: handler panicked")
+)
+
+// HandlerFunc handles one fired message.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// Middleware wraps a HandlerFunc, for logging, metrics, tracing and the like.
+type Middleware func(HandlerFunc) HandlerFunc
+
+var _ Dispatcher = (*Router)(nil)
+
+// Router dispatches fired messages to in-process handlers: by type name
+// (the Natsched-Type header) for messages that carry one, by subject
+// pattern for the others. It is safe for concurrent use, including
+// registering handlers while dispatching.
+type Router struct {
+	reg *Registry
+
+	mu       sync.RWMutex
+	typed    map[string]HandlerFunc // by type name
+	subjects []subjectRoute         // most specific first
+	mws      []Middleware           // only ever appended to
+}
+
+type subjectRoute struct {
+	pattern string
+	tokens  []string
+	wild    int  // number of wildcard tokens
+	tail    bool // ends with ">"
+	h       HandlerFunc
+}
+
+// NewRouter returns a router decoding typed messages with reg; nil means a
+// new empty registry.
+func NewRouter(reg *Registry) *Router {
+	if reg == nil {
+		reg = NewRegistry()
+	}
+	return &Router{reg: reg, typed: make(map[string]HandlerFunc)}
+}
+
+// Registry returns the registry the router decodes with.
+func (r *Router) Registry() *Registry { return r.reg }
+
+// Handle registers fn for messages whose Natsched-Type header is the name
+// registered for T in r.Registry(). The payload is decoded into a T before
+// fn is called; if that fails, Dispatch returns an error wrapping ErrDecode
+// without calling fn.
+//
+// Errors: ErrUnknownType if T is not registered; ErrDuplicate if its name
+// already has a handler; ErrInvalid if fn is nil.
+func Handle[T any](r *Router, fn func(ctx context.Context, v T) error) error {
+	e, ok := entryOf[T](r.reg)
+	if !ok {
+		return fmt.Errorf("%w: cannot handle %s: register it first", ErrUnknownType, reflect.TypeFor[T]())
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: nil handler for type %q", ErrInvalid, e.name)
+	}
+	decode := e.decode
+	h := func(ctx context.Context, m *Message) error {
+		v, err := decode(m.Data)
+		if err != nil {
+			return err // wraps ErrDecode
+		}
+		t, _ := v.(T) // only fails for a nil interface T, where zero is right
+		return fn(ctx, t)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.typed[e.name]; ok {
+		return fmt.Errorf("%w: type %q (%s) already has a handler", ErrDuplicate, e.name, e.goType)
+	}
+	r.typed[e.name] = h
+	return nil
+}
+
+// HandleSubject registers fn for messages without a Natsched-Type header
+// whose subject matches pattern, a NATS subject where "*" matches one token
+// and a final ">" matches one or more tokens.
+//
+// When several patterns match, the most specific wins, compared by, in
+// order: fewer wildcards, so an exact subject beats every pattern; then no
+// ">" over ">"; then, at the first token where one pattern has a literal
+// and the other a wildcard, the literal. For example "a.b.c" beats
+// "a.b.*", which beats "a.*.c", which beats "a.*.>"; and "a.>" beats
+// "a.*.*" because it has fewer wildcards, though it matches more subjects.
+//
+// Errors: ErrInvalid if pattern has an empty token, white space or a ">"
+// before its last token, or if fn is nil; ErrDuplicate if the same pattern
+// is registered already.
+func (r *Router) HandleSubject(pattern string, fn HandlerFunc) error {
+	rt, err := parsePattern(pattern)
+	if err != nil {
+		return err
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: nil handler for subject %q", ErrInvalid, pattern)
+	}
+	rt.h = fn
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, found := slices.BinarySearchFunc(r.subjects, rt, compareRoutes)
+	if found {
+		return fmt.Errorf("%w: subject %q already has a handler", ErrDuplicate, pattern)
+	}
+	r.subjects = slices.Insert(r.subjects, i, rt)
+	return nil
+}
+
+// Use appends middleware. The first one added is the outermost. Middleware
+// is applied when a message is dispatched, so it also wraps handlers
+// registered before Use. Nil middleware is ignored.
+func (r *Router) Use(mw ...Middleware) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Appending in place is safe although Dispatch reads its copy of r.mws
+	// after unlocking: that copy never looks past its own length.
+	for _, m := range mw {
+		if m != nil {
+			r.mws = append(r.mws, m)
+		}
+	}
+}
+
+// Dispatch runs the handler for m, wrapped in the middleware: the handler
+// of m.Type() when the Natsched-Type header is set (never a subject handler,
+// since a typed payload must be decoded as its type), else the best subject
+// match for m.Subject.
+//
+// Errors: whatever the handler returns; ErrNoHandler naming the type or
+// subject when nothing matches; ErrDecode for an undecodable typed payload;
+// ErrHandlerPanic if the handler or a middleware panics; ErrInvalid for a
+// nil m.
+func (r *Router) Dispatch(ctx context.Context, m *Message) (err error) {
+	if m == nil {
+		return fmt.Errorf("%w: nil message", ErrInvalid)
+	}
+	typ := m.Type()
+	r.mu.RLock()
+	var h HandlerFunc
+	if typ != "" {
+		h = r.typed[typ]
+	} else {
+		for _, rt := range r.subjects {
+			if matchSubject(rt.tokens, m.Subject) {
+				h = rt.h
+				break
+			}
+		}
+	}
+	mws := r.mws
+	r.mu.RUnlock()
+
+	if h == nil {
+		if typ != "" {
+			return fmt.Errorf("%w: for type %q (subject %q)", ErrNoHandler, typ, m.Subject)
+		}
+		return fmt.Errorf("%w: for subject %q", ErrNoHandler, m.Subject)
+	}
+	// Middleware constructors run here, under recover, so that a faulty one
+	// fails the message instead of crashing the process.
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError(p, typ, m.Subject)
+		}
+	}()
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h(ctx, m)
+}
+
+func panicError(p any, typ, subject string) error {
+	var pcs [16]uintptr
+	n := runtime.Callers(4, pcs[:]) // skip Callers, panicError, the deferred func, gopanic
+	frames := runtime.CallersFrames(pcs[:n])
+	var stack strings.Builder
+	for {
+		f, more := frames.Next()
+		fmt.Fprintf(&stack, "\n\t%s %s:%d", f.Function, f.File, f.Line)
+		if !more || strings.HasSuffix(f.Function, ".(*Router).Dispatch") {
+			break
+		}
+	}
+	what := fmt.Sprintf("subject %q", subject)
+	if typ != "" {
+		what = fmt.Sprintf("type %q", typ)
+	}
+	if e, ok := p.(error); ok {
+		// Keep the panic value reachable by errors.Is/As.
+		return fmt.Errorf("%w: %s: %w%s", ErrHandlerPanic, what, e, stack.String())
+	}
+	return fmt.Errorf("%w: %s: %v%s", ErrHandlerPanic, what, p, stack.String())
+}
+
+func parsePattern(pattern string) (subjectRoute, error) {
+	rt := subjectRoute{pattern: pattern, tokens: strings.Split(pattern, ".")}
+	if strings.ContainsFunc(pattern, isSpace) {
+		return rt, fmt.Errorf("%w: subject pattern %q contains white space", ErrInvalid, pattern)
+	}
+	for i, t := range rt.tokens {
+		switch {
+		case t == "":
+			return rt, fmt.Errorf("%w: subject pattern %q has an empty token", ErrInvalid, pattern)
+		case t == ">" && i != len(rt.tokens)-1:
+			return rt, fmt.Errorf("%w: subject pattern %q: \">\" must be the last token", ErrInvalid, pattern)
+		case t == ">":
+			rt.tail = true
+			rt.wild++
+		case t == "*":
+			rt.wild++
+		}
+	}
+	return rt, nil
+}
+
+func isSpace(c rune) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// compareRoutes orders routes most specific first, as HandleSubject
+// documents; the final byte-wise comparison only makes the order total
+// (two distinct patterns tied up to there never match the same subject).
+func compareRoutes(a, b subjectRoute) int {
+	if c := cmp.Compare(a.wild, b.wild); c != 0 {
+		return c
+	}
+	if a.tail != b.tail {
+		if a.tail {
+			return 1
+		}
+		return -1
+	}
+	for i := 0; i < min(len(a.tokens), len(b.tokens)); i++ {
+		aw, bw := isWild(a.tokens[i]), isWild(b.tokens[i])
+		if aw != bw {
+			if aw {
+				return 1
+			}
+			return -1
+		}
+	}
+	return strings.Compare(a.pattern, b.pattern)
+}
+
+func isWild(t string) bool { return t == "*" || t == ">" }
+
+// matchSubject walks subject without splitting it, so that dispatch does
+// not allocate.
+func matchSubject(pattern []string, subject string) bool {
+	for i, p := range pattern {
+		if p == ">" {
+			// Like "*", ">" matches no empty token: such subjects are
+			// malformed, and NATS would not deliver them.
+			return subject != "" && subject[0] != '.' && subject[len(subject)-1] != '.' &&
+				!strings.Contains(subject, "..")
+		}
+		tok, rest, more := strings.Cut(subject, ".")
+		if tok == "" || (p != "*" && p != tok) {
+			return false
+		}
+		if !more {
+			return i == len(pattern)-1
+		}
+		subject = rest
+	}
+	return false // subject has tokens left over
+}

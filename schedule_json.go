@@ -1,0 +1,520 @@
+package natsched
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// wireSchedule is the contract's JSON shape, in the contract's field order.
+type wireSchedule struct {
+	ID         string      `json:"id"`
+	Subject    string      `json:"subject"`
+	Type       string      `json:"type,omitempty"`
+	Cron       string      `json:"cron,omitempty"`
+	TZ         string      `json:"tz,omitempty"`
+	At         string      `json:"at,omitempty"`
+	In         string      `json:"in,omitempty"`
+	Every      string      `json:"every,omitempty"`
+	Start      string      `json:"start,omitempty"`
+	End        string      `json:"end,omitempty"`
+	MaxRuns    int64       `json:"max_runs,omitempty"`
+	Misfire    Misfire     `json:"misfire,omitempty"`
+	Catchup    string      `json:"catchup,omitempty"`
+	Jitter     string      `json:"jitter,omitempty"`
+	Paused     bool        `json:"paused"`
+	Header     nats.Header `json:"header,omitempty"`
+	Data       string      `json:"data"`
+	Status     Status      `json:"status,omitempty"`
+	NextRun    string      `json:"next_run,omitempty"`
+	LastRun    string      `json:"last_run,omitempty"`
+	Runs       int64       `json:"runs"`
+	Created    string      `json:"created,omitempty"`
+	Updated    string      `json:"updated,omitempty"`
+	Revision   uint64      `json:"revision"`
+	LastError  string      `json:"last_error"`
+	Generation uint64      `json:"generation,omitempty"`
+	Anchor     string      `json:"anchor,omitempty"`
+	Triggers   []string    `json:"triggers,omitempty"`
+}
+
+// FormatTime renders t as the contract does: RFC 3339 with nanoseconds, UTC;
+// the zero time renders empty.
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func formatDuration(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+// MarshalJSON renders the contract's JSON: times in RFC 3339 nano UTC,
+// durations in Go syntax, the payload as standard base64 in "data".
+func (s *Schedule) MarshalJSON() ([]byte, error) {
+	w := wireSchedule{
+		ID: s.ID, Subject: s.Subject, Type: s.Type, Cron: s.Cron, TZ: s.TZ,
+		At: FormatTime(s.At), In: formatDuration(s.In), Every: formatDuration(s.Every),
+		Start: FormatTime(s.Start), End: FormatTime(s.End), MaxRuns: s.MaxRuns,
+		Misfire: s.Misfire, Catchup: formatDuration(s.Catchup), Jitter: formatDuration(s.Jitter),
+		Paused: s.Paused, Header: s.Header, Data: base64.StdEncoding.EncodeToString(s.Data),
+		Status: s.Status, NextRun: FormatTime(s.NextRun), LastRun: FormatTime(s.LastRun),
+		Runs: s.Runs, Created: FormatTime(s.Created), Updated: FormatTime(s.Updated),
+		Revision: s.Revision, LastError: s.LastError, Generation: s.Generation,
+		Anchor: FormatTime(s.Anchor),
+	}
+	for _, t := range s.Triggers {
+		w.Triggers = append(w.Triggers, FormatTime(t))
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&w); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// UnmarshalJSON reads the JSON form, state fields included. It is lenient
+// about unknown fields (stored values may come from a newer version); use
+// ParseSchedule for requests.
+func (s *Schedule) UnmarshalJSON(b []byte) error {
+	d, err := decodeSchedule(b, true, time.Time{})
+	if err != nil {
+		return err
+	}
+	*s = *d
+	return nil
+}
+
+// ParseSchedule reads a request body strictly, as the wire API does: unknown
+// fields, wrong types, bad times and durations are *FieldError naming the
+// field. State fields are accepted and ignored, except "revision", which
+// makes the request a compare-and-set. "text" gives a UTF-8 payload instead
+// of base64 "data". "in" is resolved against accepted into At. The result
+// is not yet validated: see Validate.
+func ParseSchedule(body []byte, accepted time.Time) (*Schedule, error) {
+	return decodeSchedule(body, false, accepted)
+}
+
+var requestFields = map[string]bool{
+	"id": true, "subject": true, "type": true, "cron": true, "tz": true, "at": true, "in": true,
+	"every": true, "start": true, "end": true, "max_runs": true, "misfire": true, "catchup": true,
+	"jitter": true, "paused": true, "header": true, "data": true, "text": true, "revision": true,
+}
+
+var stateFields = map[string]bool{
+	"status": true, "next_run": true, "last_run": true, "runs": true, "created": true,
+	"updated": true, "last_error": true, "generation": true, "anchor": true, "triggers": true,
+}
+
+func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, error) {
+	s := &Schedule{}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		if len(bytes.TrimSpace(body)) == 0 {
+			return nil, Invalid("body", "empty request, expected a JSON object")
+		}
+		return nil, Invalid("body", "expected a JSON object")
+	}
+	if dec.More() {
+		return nil, Invalid("body", "trailing data after the JSON object")
+	}
+	// Report problems in a stable order so that a client sees the same
+	// message for the same body.
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var haveText, haveData bool
+	for _, k := range keys {
+		v := raw[k]
+		if string(v) == "null" {
+			continue
+		}
+		if !requestFields[k] && !stateFields[k] {
+			if state {
+				continue
+			}
+			return nil, Invalid(k, "unknown field")
+		}
+		if stateFields[k] && !state {
+			continue
+		}
+		var err error
+		switch k {
+		case "id":
+			err = str(k, v, &s.ID)
+		case "subject":
+			err = str(k, v, &s.Subject)
+		case "type":
+			err = str(k, v, &s.Type)
+		case "cron":
+			err = str(k, v, &s.Cron)
+		case "tz":
+			err = str(k, v, &s.TZ)
+		case "at":
+			err = tim(k, v, &s.At)
+		case "in":
+			var in time.Duration
+			if err = dur(k, v, &in); err == nil {
+				if state || accepted.IsZero() {
+					s.In = in
+				} else {
+					s.At = accepted.Add(in)
+					if raw["at"] != nil && string(raw["at"]) != "null" {
+						err = Invalid("in", "give at or in, not both")
+					}
+				}
+			}
+		case "every":
+			err = dur(k, v, &s.Every)
+		case "start":
+			err = tim(k, v, &s.Start)
+		case "end":
+			err = tim(k, v, &s.End)
+		case "max_runs":
+			err = integer(k, v, &s.MaxRuns)
+		case "misfire":
+			var m string
+			err = str(k, v, &m)
+			s.Misfire = Misfire(m)
+		case "catchup":
+			err = dur(k, v, &s.Catchup)
+		case "jitter":
+			err = dur(k, v, &s.Jitter)
+		case "paused":
+			if err = json.Unmarshal(v, &s.Paused); err != nil {
+				err = Invalid(k, "expected true or false")
+			}
+		case "header":
+			s.Header, err = header(v)
+		case "data":
+			var b64 string
+			if err = str(k, v, &b64); err == nil {
+				haveData = true
+				if s.Data, err = base64.StdEncoding.DecodeString(b64); err != nil {
+					err = Invalid(k, "not standard base64: %v", err)
+				}
+			}
+		case "text":
+			var t string
+			if err = str(k, v, &t); err == nil {
+				haveText = true
+				s.Data = []byte(t)
+			}
+		case "revision":
+			var r int64
+			if err = integer(k, v, &r); err == nil {
+				s.Revision = uint64(r)
+			}
+		case "status":
+			var st string
+			err = str(k, v, &st)
+			s.Status = Status(st)
+		case "next_run":
+			err = tim(k, v, &s.NextRun)
+		case "last_run":
+			err = tim(k, v, &s.LastRun)
+		case "runs":
+			err = integer(k, v, &s.Runs)
+		case "created":
+			err = tim(k, v, &s.Created)
+		case "updated":
+			err = tim(k, v, &s.Updated)
+		case "last_error":
+			err = str(k, v, &s.LastError)
+		case "generation":
+			if err = json.Unmarshal(v, &s.Generation); err != nil {
+				err = Invalid(k, "expected a non-negative integer")
+			}
+		case "anchor":
+			err = tim(k, v, &s.Anchor)
+		case "triggers":
+			var ts []string
+			if err = json.Unmarshal(v, &ts); err != nil {
+				err = Invalid(k, "expected a list of times")
+			}
+			for _, t := range ts {
+				var tt time.Time
+				if err == nil {
+					if tt, err = time.Parse(time.RFC3339Nano, t); err != nil {
+						err = Invalid(k, "bad time %q", t)
+					}
+					s.Triggers = append(s.Triggers, tt)
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if haveText && haveData {
+		return nil, Invalid("text", "give data or text, not both")
+	}
+	return nil, nil
+}
+
+func str(field string, v json.RawMessage, out *string) error {
+	if err := json.Unmarshal(v, out); err != nil {
+		return Invalid(field, "expected a string")
+	}
+	return nil
+}
+
+func tim(field string, v json.RawMessage, out *time.Time) error {
+	var s string
+	if err := str(field, v, &s); err != nil {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return Invalid(field, "expected an RFC 3339 time such as 2026-11-27T21:00:00Z, got %q", s)
+	}
+	*out = t.UTC()
+	return nil
+}
+
+func dur(field string, v json.RawMessage, out *time.Duration) error {
+	var s string
+	if err := str(field, v, &s); err != nil {
+		return Invalid(field, "expected a duration string such as \"90s\" or \"1h30m\"")
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return Invalid(field, "bad duration %q (use Go syntax such as \"90s\" or \"1h30m\")", s)
+	}
+	if d < 0 {
+		return Invalid(field, "must not be negative, got %s", s)
+	}
+	*out = d
+	return nil
+}
+
+func integer(field string, v json.RawMessage, out *int64) error {
+	var n json.Number
+	if err := json.Unmarshal(v, &n); err != nil {
+		return Invalid(field, "expected a non-negative integer")
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return Invalid(field, "expected a non-negative integer, got %s", n)
+	}
+	if i < 0 {
+		return Invalid(field, "must not be negative, got %d", i)
+	}
+	*out = i
+	return nil
+}
+
+func header(v json.RawMessage) (nats.Header, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(v, &raw); err != nil {
+		return nil, Invalid("header", "expected an object of header names to lists of strings")
+	}
+	h := make(nats.Header, len(raw))
+	for k, v := range raw {
+		var list []string
+		if err := json.Unmarshal(v, &list); err != nil {
+			var one string
+			if err := json.Unmarshal(v, &one); err != nil {
+				return nil, Invalid("header", "%q: expected a string or a list of strings", k)
+			}
+			list = []string{one}
+		}
+		h[k] = list
+	}
+	return h, nil
+}
+
+// ValidID reports whether id is 1-255 characters of tokens of
+// [A-Za-z0-9_-] joined by '.'.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 255 {
+		return false
+	}
+	tok := 0
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c == '.':
+			if tok == 0 {
+				return false
+			}
+			tok = 0
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			tok++
+		default:
+			return false
+		}
+	}
+	return tok > 0
+}
+
+// MaxSubjectLen bounds target subjects.
+const MaxSubjectLen = 1024
+
+// ValidSubject reports whether s is a NATS subject to publish to: non-empty
+// tokens separated by '.', no wildcards, no white space or control
+// characters.
+func ValidSubject(s string) bool {
+	if len(s) == 0 || len(s) > MaxSubjectLen {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || tok == "*" || tok == ">" {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c <= ' ' || c == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validHeaderName(k string) bool {
+	if k == "" || len(k) > 256 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// Reserved reports whether a header name belongs to NATS or natsched
+// (Nats-... or Natsched-..., case-insensitive).
+func Reserved(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasPrefix(n, "nats-") || strings.HasPrefix(n, "natsched-")
+}
+
+// Validate checks a schedule's definition as Put receives it and returns a
+// *FieldError naming the first bad field.
+func (s *Schedule) Validate() error {
+	if !ValidID(s.ID) {
+		if s.ID == "" {
+			return Invalid("id", "required")
+		}
+		return Invalid("id", "%q is not 1-255 characters of dot-separated tokens of [A-Za-z0-9_-]", truncate(s.ID))
+	}
+	if s.Subject == "" {
+		return Invalid("subject", "required")
+	}
+	if !ValidSubject(s.Subject) {
+		return Invalid("subject", "%q is not a subject to publish to (no wildcards, spaces or empty tokens)", truncate(s.Subject))
+	}
+	if s.Type != "" && !ValidID(s.Type) {
+		return Invalid("type", "%q is not a dotted name of [A-Za-z0-9_-] tokens", truncate(s.Type))
+	}
+	kinds := 0
+	for _, set := range []bool{!s.At.IsZero(), s.In != 0, s.Every != 0, s.Cron != ""} {
+		if set {
+			kinds++
+		}
+	}
+	switch {
+	case kinds == 0:
+		return Invalid("at", "one of at, in, every or cron is required")
+	case kinds > 1:
+		return Invalid(firstKind(s), "give exactly one of at, in, every and cron")
+	}
+	if s.In < 0 {
+		return Invalid("in", "must not be negative")
+	}
+	if s.Every != 0 && s.Every < MinEvery {
+		return Invalid("every", "must be at least %s, got %s", MinEvery, s.Every)
+	}
+	if _, err := LoadZone(s.TZ); err != nil {
+		return err
+	}
+	if s.Cron != "" {
+		c, err := ParseCron(s.Cron, s.TZ)
+		if err != nil {
+			return err
+		}
+		from := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+		if !s.Start.IsZero() {
+			from = s.Start
+		}
+		if c.Next(from).IsZero() {
+			return Invalid("cron", "%q has no occurrence", s.Cron)
+		}
+	}
+	if !s.Recurring() {
+		if !s.Start.IsZero() {
+			return Invalid("start", "applies to recurring schedules (every, cron) only")
+		}
+		if !s.End.IsZero() {
+			return Invalid("end", "applies to recurring schedules (every, cron) only")
+		}
+	}
+	if !s.Start.IsZero() && !s.End.IsZero() && !s.End.After(s.Start) {
+		return Invalid("end", "must be after start")
+	}
+	if s.MaxRuns < 0 {
+		return Invalid("max_runs", "must not be negative")
+	}
+	switch s.Misfire {
+	case "", MisfireSkip, MisfireOnce, MisfireAll:
+	default:
+		return Invalid("misfire", "must be skip, once or all, got %q", truncate(string(s.Misfire)))
+	}
+	if s.Catchup < 0 {
+		return Invalid("catchup", "must not be negative")
+	}
+	if s.Jitter < 0 {
+		return Invalid("jitter", "must not be negative")
+	}
+	for k, vs := range s.Header {
+		if !validHeaderName(k) {
+			return Invalid("header", "%q is not a valid header name", truncate(k))
+		}
+		if Reserved(k) {
+			return Invalid("header", "%q: names starting Nats- or Natsched- are reserved", k)
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				return Invalid("header", "%q: values must not contain line breaks", k)
+			}
+		}
+	}
+	return nil
+}
+
+func firstKind(s *Schedule) string {
+	switch {
+	case s.Cron != "":
+		return "cron"
+	case s.Every != 0:
+		return "every"
+	case s.In != 0:
+		return "in"
+	}
+	return "at"
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return fmt.Sprintf("%s…", s[:64])
+	}
+	return s
+}
