@@ -266,7 +266,7 @@ func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, err
 	if haveText && haveData {
 		return nil, Invalid("text", "give data or text, not both")
 	}
-	return nil, nil
+	return s, nil
 }
 
 func str(field string, v json.RawMessage, out *string) error {

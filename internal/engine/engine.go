@@ -170,8 +170,10 @@ func Due(s *natsched.Schedule, o Options) time.Time {
 			due = t
 		}
 	}
-	for _, t := range s.Triggers {
-		earlier(t)
+	if len(s.Triggers) > 0 {
+		// Accepted triggers are due at once, whatever their planned time
+		// (which may lie a nanosecond ahead to keep their IDs distinct).
+		earlier(time.Unix(0, 1))
 	}
 	if s.Status == natsched.StatusDone {
 		earlier(s.Updated.Add(o.Retention))
@@ -210,16 +212,12 @@ func Step(s *natsched.Schedule, now, leaderSince time.Time, o Options) (fired []
 
 	if len(s.Triggers) > 0 {
 		slices.SortFunc(s.Triggers, time.Time.Compare)
-		var keep []time.Time
 		for _, t := range s.Triggers {
-			switch {
-			case t.After(now):
-				keep = append(keep, t)
-			case !full():
+			if !full() {
 				occ(t, true)
 			}
 		}
-		s.Triggers = keep
+		s.Triggers = nil
 	}
 
 	if !s.Paused && !s.NextRun.IsZero() && !full() {
@@ -363,7 +361,15 @@ func Trigger(s *natsched.Schedule, now time.Time) error {
 	if s.MaxRuns > 0 && s.Runs+int64(len(s.Triggers)) >= s.MaxRuns {
 		return fmt.Errorf("%w: schedule %s: pending triggers already reach max_runs", natsched.ErrConflict, s.ID)
 	}
-	s.Triggers = append(s.Triggers, now.UTC())
+	// Two triggers accepted at the same instant (a coarse or simulated
+	// clock) must still be two occurrences with two IDs.
+	planned := now.UTC()
+	for _, t := range append(s.Triggers, s.LastRun) {
+		if !planned.After(t) {
+			planned = t.Add(time.Nanosecond)
+		}
+	}
+	s.Triggers = append(s.Triggers, planned)
 	s.Updated = now.UTC()
 	return nil
 }
