@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func formatDuration(d time.Duration) string {
 
 // MarshalJSON renders the contract's JSON: times in RFC 3339 nano UTC,
 // durations in Go syntax, the payload as standard base64 in "data".
-func (s *Schedule) MarshalJSON() ([]byte, error) {
+func (s Schedule) MarshalJSON() ([]byte, error) {
 	w := wireSchedule{
 		ID: s.ID, Subject: s.Subject, Type: s.Type, Cron: s.Cron, TZ: s.TZ,
 		At: FormatTime(s.At), In: formatDuration(s.In), Every: formatDuration(s.Every),
@@ -130,7 +131,7 @@ func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, err
 		}
 		return nil, Invalid("body", "expected a JSON object")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, Invalid("body", "trailing data after the JSON object")
 	}
 	// Report problems in a stable order so that a client sees the same
@@ -143,14 +144,17 @@ func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, err
 	var haveText, haveData bool
 	for _, k := range keys {
 		v := raw[k]
-		if string(v) == "null" {
-			continue
-		}
 		if !requestFields[k] && !stateFields[k] {
 			if state {
 				continue
 			}
+			if k == "" {
+				return nil, Invalid("body", "a field has an empty name")
+			}
 			return nil, Invalid(k, "unknown field")
+		}
+		if string(v) == "null" {
+			continue
 		}
 		if stateFields[k] && !state {
 			continue
@@ -285,6 +289,11 @@ func tim(field string, v json.RawMessage, out *time.Time) error {
 	if err != nil {
 		return Invalid(field, "expected an RFC 3339 time such as 2026-11-27T21:00:00Z, got %q", s)
 	}
+	// Replies are in UTC; a time whose UTC year leaves 1-9999 could not be
+	// written back.
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return Invalid(field, "%q is out of range", s)
+	}
 	*out = t.UTC()
 	return nil
 }
@@ -306,6 +315,9 @@ func dur(field string, v json.RawMessage, out *time.Duration) error {
 }
 
 func integer(field string, v json.RawMessage, out *int64) error {
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return Invalid(field, "expected a non-negative integer")
+	}
 	var n json.Number
 	if err := json.Unmarshal(v, &n); err != nil {
 		return Invalid(field, "expected a non-negative integer")
