@@ -2,6 +2,8 @@ package natsched
 
 import (
 	"fmt"
+	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,7 +99,7 @@ func (c *Cron) Next(after time.Time) time.Time {
 		local := cur.In(c.loc)
 		_, off := local.Zone()
 		offset := time.Duration(off) * time.Second
-		start, end := local.ZoneBounds()
+		start, end := zoneBounds(local, cur)
 
 		from := wall(cur, offset)
 		if inclusive {
@@ -131,6 +133,42 @@ func (c *Cron) Next(after time.Time) time.Time {
 	return time.Time{}
 }
 
+// zoneBounds returns the zone period around cur. Past the explicit
+// transitions of a zone, Go's ZoneBounds can report a period that ends at
+// or before cur (at the end of leap years); then the real next transition
+// is found by probing day by day, and a year without one becomes a
+// boundary of its own so that the search always moves forward.
+func zoneBounds(local, cur time.Time) (start, end time.Time) {
+	start, end = local.ZoneBounds()
+	if end.IsZero() || end.After(cur) {
+		return start, end
+	}
+	loc := local.Location()
+	_, off := local.Zone()
+	offsetAt := func(t time.Time) int { _, o := t.In(loc).Zone(); return o }
+	lo := cur
+	for day := 1; day <= 366; day++ {
+		hi := cur.Add(time.Duration(day) * 24 * time.Hour)
+		if offsetAt(hi) == off {
+			lo = hi
+			continue
+		}
+		for hi.Sub(lo) > time.Second { // transitions fall on whole seconds
+			mid := lo.Add(hi.Sub(lo) / 2).Truncate(time.Second)
+			if !mid.After(lo) {
+				break
+			}
+			if offsetAt(mid) == off {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		return start, hi
+	}
+	return start, cur.Add(366 * 24 * time.Hour)
+}
+
 // wall returns t's wall-clock reading at offset, as a UTC time.
 func wall(t time.Time, offset time.Duration) time.Time { return t.UTC().Add(offset) }
 
@@ -143,8 +181,13 @@ func (c *Cron) nextWall(from time.Time) (t time.Time) {
 			t = time.Time{}
 		}
 	}()
+	if floor := cronFloor; from.Before(floor) {
+		from = floor // cronexpr knows 1970-2099 and answers zero for the zero time
+	}
 	return c.expr.Next(from.UTC())
 }
+
+var cronFloor = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)
 
 // cronField describes one field of the canonical 7-field form.
 type cronField struct {
@@ -253,6 +296,9 @@ func canonicalField(text string, f cronField) (string, error) {
 	if f.name == fDow.name && set[7] { // 7 is Sunday too
 		set[0], set[7] = true, false
 	}
+	if !slices.Contains(set, true) && len(special) == 0 {
+		return "", Invalid("cron", "%s field %q matches nothing", f.name, text)
+	}
 	var b strings.Builder
 	for v, ok := range set {
 		if ok {
@@ -317,9 +363,9 @@ func parseRange(e string, f cronField) (lo, hi, step int, err error) {
 	step = 1
 	if r, s, ok := strings.Cut(e, "/"); ok {
 		n, err := strconv.Atoi(s)
-		limit := f.max - f.min
+		limit := f.max - f.min + 1
 		if f.name == fDow.name {
-			limit = 6
+			limit = 7
 		}
 		if err != nil || len(s) > 4 || n < 1 || n > limit {
 			return 0, 0, 0, Invalid("cron", "%s entry %q: step must be 1 to %d", f.name, e, limit)
@@ -333,7 +379,7 @@ func parseRange(e string, f cronField) (lo, hi, step int, err error) {
 			}
 			hi := f.max
 			if f.name == fDow.name {
-				hi = 6
+				lo, hi = lo%7, 6 // 7/2 starts on Sunday
 			}
 			return lo, hi, step, nil
 		}
@@ -351,6 +397,9 @@ func parseRange(e string, f cronField) (lo, hi, step int, err error) {
 		}
 		if hi, err = value(b, f); err != nil {
 			return 0, 0, 0, err
+		}
+		if f.name == fDow.name && hi == 0 && lo > 0 {
+			hi = 7 // sat-sun, 5-0: a range may end on Sunday
 		}
 		if lo > hi {
 			return 0, 0, 0, Invalid("cron", "%s range %q runs backwards", f.name, e)
@@ -423,7 +472,8 @@ type Every struct {
 	Interval time.Duration
 }
 
-// Next returns the first occurrence strictly after t.
+// Next returns the first occurrence strictly after t. It counts in 128
+// bits, so anchors and instants centuries apart work too.
 func (e Every) Next(after time.Time) time.Time {
 	if e.Interval <= 0 {
 		return time.Time{}
@@ -431,11 +481,37 @@ func (e Every) Next(after time.Time) time.Time {
 	if after.Before(e.Anchor) {
 		return e.Anchor
 	}
-	d := after.Sub(e.Anchor)
-	if d == 1<<63-1 { // saturated: beyond what one duration can count
+	if d := after.Sub(e.Anchor); d < 1<<62 { // the common case: no overflow
+		return e.Anchor.Add((d/e.Interval + 1) * e.Interval)
+	}
+	// diff = after - anchor in ns, as a 128-bit (hi, lo) pair.
+	secs := after.Unix() - e.Anchor.Unix() // > 0
+	nanos := int64(after.Nanosecond()) - int64(e.Anchor.Nanosecond())
+	hi, lo := bits.Mul64(uint64(secs), 1e9)
+	if nanos >= 0 {
+		var c uint64
+		lo, c = bits.Add64(lo, uint64(nanos), 0)
+		hi += c
+	} else {
+		var b uint64
+		lo, b = bits.Sub64(lo, uint64(-nanos), 0)
+		hi -= b
+	}
+	iv := uint64(e.Interval)
+	if hi >= iv {
+		return time.Time{} // beyond any representable occurrence
+	}
+	k, _ := bits.Div64(hi, lo, iv) // floor(diff / interval)
+	// step = (k+1) * interval, split into whole seconds and nanoseconds.
+	shi, slo := bits.Mul64(k+1, iv)
+	if shi >= 1e9 {
 		return time.Time{}
 	}
-	return e.Anchor.Add((d/e.Interval + 1) * e.Interval)
+	sec, ns := bits.Div64(shi, slo, 1e9)
+	if sec > 1<<62 {
+		return time.Time{}
+	}
+	return time.Unix(e.Anchor.Unix()+int64(sec), int64(e.Anchor.Nanosecond())+int64(ns)).In(e.Anchor.Location())
 }
 
 // At is a one-shot instant.
