@@ -182,6 +182,9 @@ const (
 	HeaderRun     = "Natsched-Run"
 	HeaderType    = "Natsched-Type"
 	HeaderJitter  = "Natsched-Jitter"
+	// On dead letters and rejected intake messages.
+	HeaderError      = "Natsched-Error"
+	HeaderDeliveries = "Natsched-Deliveries"
 )
 
 // ScheduleID returns the Natsched-Id header.

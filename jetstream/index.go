@@ -1,0 +1,141 @@
+package jetstream
+
+import "container/heap"
+
+// index is the leader's view of what is due: a min-heap of (due, id) over
+// compact entries. Payloads are not kept: a schedule is read from the
+// bucket when it fires.
+type index struct {
+	byID map[string]*entry
+	heap entryHeap
+}
+
+type entry struct {
+	id  string
+	due int64  // unix ns; 0 = not in the heap
+	rev uint64 // latest revision seen
+	pos int32  // in heap, -1 when out
+	// busy: a worker is firing this schedule; watch updates only record
+	// the revision until it reports back.
+	busy bool
+	// gone: deleted while busy.
+	gone bool
+	// retryAt: after a failed fire, not before this (unix ns), whatever
+	// the stored state says; failures counts them for the backoff. Both
+	// belong to the worker while busy.
+	retryAt  int64
+	failures int
+}
+
+func newIndex() *index { return &index{byID: make(map[string]*entry)} }
+
+func (x *index) len() int { return len(x.heap) }
+
+// set records id at revision rev with due time due (0: nothing due).
+// Older revisions than the one already seen are ignored.
+func (x *index) set(id string, rev uint64, due int64) {
+	e := x.byID[id]
+	if e == nil {
+		e = &entry{id: id, pos: -1}
+		x.byID[id] = e
+	}
+	if rev < e.rev {
+		return
+	}
+	e.rev, e.gone = rev, false
+	if e.busy {
+		e.due = due
+		return
+	}
+	x.place(e, due)
+}
+
+func (x *index) place(e *entry, due int64) {
+	if due != 0 && due < e.retryAt {
+		due = e.retryAt
+	}
+	e.due = due
+	switch {
+	case due == 0 && e.pos >= 0:
+		heap.Remove(&x.heap, int(e.pos))
+	case due == 0:
+	case e.pos >= 0:
+		heap.Fix(&x.heap, int(e.pos))
+	default:
+		heap.Push(&x.heap, e)
+	}
+}
+
+// remove forgets id (deleted at revision rev).
+func (x *index) remove(id string, rev uint64) {
+	e := x.byID[id]
+	if e == nil || rev < e.rev {
+		return
+	}
+	if e.busy {
+		e.gone, e.rev = true, rev
+		return
+	}
+	if e.pos >= 0 {
+		heap.Remove(&x.heap, int(e.pos))
+	}
+	delete(x.byID, id)
+}
+
+// peek returns the earliest due time, or 0.
+func (x *index) peek() int64 {
+	if len(x.heap) == 0 {
+		return 0
+	}
+	return x.heap[0].due
+}
+
+// take removes the earliest entry from the heap and marks it busy.
+func (x *index) take() *entry {
+	e := heap.Pop(&x.heap).(*entry)
+	e.busy = true
+	return e
+}
+
+// done records a worker's result for e: the revision it wrote (0 if none)
+// and the due time that revision implies. Anything the watch reported
+// while it worked, if newer, wins.
+func (x *index) done(e *entry, rev uint64, due int64, gone bool) {
+	e.busy = false
+	switch {
+	case gone && rev >= e.rev, e.gone:
+		delete(x.byID, e.id)
+	case rev >= e.rev:
+		e.rev = rev
+		x.place(e, due)
+	default:
+		x.place(e, e.due)
+	}
+}
+
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	if h[i].due != h[j].due {
+		return h[i].due < h[j].due
+	}
+	return h[i].id < h[j].id
+}
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].pos, h[j].pos = int32(i), int32(j)
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.pos = int32(len(*h))
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.pos = -1
+	*h = old[:len(old)-1]
+	return e
+}

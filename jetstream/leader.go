@@ -1,0 +1,405 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/clock"
+	"github.com/natsched/natsched/internal/engine"
+)
+
+// fireTimeout bounds one fire (read, publishes, state write). It is not
+// tied to the term: a fire in progress when the lease ends is finished, and
+// a second leader repeating it is deduplicated by its message IDs.
+const fireTimeout = 30 * time.Second
+
+// maxBackoff caps the retry delay of an occurrence whose publish fails.
+const maxBackoff = time.Minute
+
+// leader is the firing loop. Every instance runs one for its whole life:
+// it keeps the index current from a watch of the schedules bucket (initial
+// values, then every change), so that a new leader fires at once instead of
+// rebuilding. While the lease is held it sleeps on one timer until the
+// earliest due time and hands due schedules to workers. The loop goroutine
+// owns the index; workers only report back through results, and the lease
+// switches firing on and off through control.
+type leader struct {
+	s     *Scheduler
+	since time.Time // when the current term began, on the firing clock
+	idx   *index
+	opts  engine.Options
+
+	leading  bool
+	isLeader atomic.Bool
+	control  chan control
+	stopped  chan struct{} // closed when run returns
+
+	wake    chan struct{}
+	results chan result
+	timer   clock.Timer
+	timerAt int64
+	busy    int
+	ready   bool // the initial values are in
+	wg      sync.WaitGroup
+	npend   atomic.Int64
+	lastRev uint64 // highest bucket revision the watch delivered
+	query   chan chan snapshot
+}
+
+// control starts (lead) or ends a term; done closes once the loop has
+// switched, and at the end of a term only after in-flight fires finished.
+type control struct {
+	lead  bool
+	since time.Time
+	done  chan struct{}
+}
+
+// snapshot is the loop's state, for tests that wait until the leader has
+// caught up and nothing is due.
+type snapshot struct {
+	leading bool
+	ready   bool
+	busy    int
+	nextDue int64
+	lastRev uint64
+}
+
+type result struct {
+	e    *entry
+	rev  uint64
+	due  int64
+	gone bool
+}
+
+func newLeader(s *Scheduler) *leader {
+	return &leader{
+		s: s, idx: newIndex(), opts: s.o.engine,
+		wake: make(chan struct{}, 1), results: make(chan result, s.o.workers),
+		query: make(chan chan snapshot), control: make(chan control),
+		stopped: make(chan struct{}),
+	}
+}
+
+// switchTo asks the loop to start or end a term and waits until it has.
+// It returns false if the loop is gone.
+func (l *leader) switchTo(ctx context.Context, lead bool, since time.Time) bool {
+	c := control{lead: lead, since: since, done: make(chan struct{})}
+	select {
+	case l.control <- c:
+	case <-l.stopped:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-c.done:
+		return true
+	case <-l.stopped:
+		return false
+	}
+}
+
+func (l *leader) pending() int { return int(l.npend.Load()) }
+
+// snap asks the loop for its state; false if the term ended.
+func (l *leader) snap(ctx context.Context) (snapshot, bool) {
+	q := make(chan snapshot, 1)
+	select {
+	case l.query <- q:
+		return <-q, true
+	case <-l.stopped:
+		return snapshot{}, false
+	case <-ctx.Done():
+		return snapshot{}, false
+	}
+}
+
+func (l *leader) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run keeps the index and fires while leading, until ctx ends; then it
+// waits for in-flight fires.
+func (l *leader) run(ctx context.Context) {
+	log := l.s.log
+	l.timer = l.s.clock.AfterFunc(time.Hour, l.poke)
+	l.timer.Stop()
+	var ending []chan struct{} // term ends waiting for in-flight fires
+	defer close(l.stopped)
+	defer func() {
+		l.timer.Stop()
+		l.wg.Wait()
+		l.isLeader.Store(false)
+		for _, d := range ending {
+			close(d)
+		}
+	}()
+	var w js.KeyWatcher
+	var updates <-chan js.KeyValueEntry
+	retry := make(chan struct{}, 1)
+	var retryTimer clock.Timer
+	defer func() {
+		if retryTimer != nil {
+			retryTimer.Stop()
+		}
+	}()
+	retryLater := func() {
+		retryTimer = l.s.o.leaseClock.AfterFunc(time.Second, func() {
+			select {
+			case retry <- struct{}{}:
+			default:
+			}
+		})
+	}
+	retry <- struct{}{}
+	for {
+		select {
+		case <-ctx.Done():
+			if w != nil {
+				_ = w.Stop()
+			}
+			return
+		case <-retry:
+			var err error
+			if w, err = l.s.kv.WatchAll(ctx); err != nil {
+				log.Warn("natsched: cannot watch schedules; retrying", "err", err)
+				retryLater()
+				continue
+			}
+			updates = w.Updates()
+		case e, ok := <-updates:
+			if !ok {
+				// The watch ended under us: watch again. The new watch
+				// replays current values; entries for keys deleted
+				// meanwhile are dropped when they fire and are not found.
+				log.Warn("natsched: schedule watch ended; watching again")
+				updates, w = nil, nil
+				l.ready = false
+				retryLater()
+				continue
+			}
+			l.apply(e)
+		case r := <-l.results:
+			l.busy--
+			l.idx.done(r.e, r.rev, r.due, r.gone)
+		case <-l.wake:
+			l.timerAt = 0
+		case c := <-l.control:
+			l.leading, l.since = c.lead, c.since
+			l.isLeader.Store(c.lead)
+			if c.lead {
+				log.Info("natsched: firing", "schedules", len(l.idx.byID))
+				close(c.done)
+			} else {
+				ending = append(ending, c.done)
+			}
+		case q := <-l.query:
+			q <- snapshot{leading: l.leading, ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
+			continue
+		}
+		if l.busy == 0 {
+			for _, d := range ending {
+				close(d)
+			}
+			ending = nil
+		}
+		if l.ready && l.leading {
+			l.dispatch(ctx)
+		}
+		l.rearm()
+		l.npend.Store(int64(len(l.idx.byID)))
+	}
+}
+
+func (l *leader) apply(e js.KeyValueEntry) {
+	if e == nil {
+		if !l.ready {
+			l.ready = true
+			l.s.log.Debug("natsched: index loaded", "schedules", len(l.idx.byID))
+		}
+		return
+	}
+	l.lastRev = max(l.lastRev, e.Revision())
+	if e.Operation() != js.KeyValuePut {
+		l.idx.remove(e.Key(), e.Revision())
+		return
+	}
+	var sch natsched.Schedule
+	if err := json.Unmarshal(e.Value(), &sch); err != nil {
+		l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", e.Key(), "err", err)
+		return
+	}
+	l.idx.set(e.Key(), e.Revision(), unixNano(engine.Due(&sch, l.opts)))
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// dispatch hands every due schedule to a worker, up to the worker limit.
+func (l *leader) dispatch(ctx context.Context) {
+	now := l.s.clock.Now().UnixNano()
+	for l.busy < l.s.o.workers {
+		due := l.idx.peek()
+		if due == 0 || due > now {
+			return
+		}
+		e := l.idx.take()
+		l.busy++
+		l.wg.Add(1)
+		go func(rev uint64) {
+			defer l.wg.Done()
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fireTimeout)
+			defer cancel()
+			r := l.fire(fctx, e, rev)
+			r.e = e
+			l.results <- r // never blocks: capacity = workers >= busy
+		}(e.rev)
+	}
+}
+
+// rearm points the one timer at the earliest due time.
+func (l *leader) rearm() {
+	due := l.idx.peek()
+	if due == 0 || !l.leading || l.busy >= l.s.o.workers {
+		// Nothing to wait for, or a worker's result will wake the loop.
+		if l.timerAt != 0 {
+			l.timer.Stop()
+			l.timerAt = 0
+		}
+		return
+	}
+	if due == l.timerAt {
+		return
+	}
+	l.timerAt = due
+	l.timer.Reset(time.Unix(0, due).Sub(l.s.clock.Now()))
+}
+
+// fire fires what is due of schedule id: read it, step it, publish its
+// occurrences, record the new state with compare-and-set. rev is the
+// revision the index knew.
+func (l *leader) fire(ctx context.Context, e *entry, rev uint64) (r result) {
+	s, id := l.s, e.id
+	defer func() {
+		if r.due != 0 && r.due == e.retryAt {
+			return
+		}
+		e.retryAt, e.failures = 0, 0 // success
+	}()
+	for range maxCASAttempts {
+		sch, err := s.load(ctx, id)
+		if errors.Is(err, natsched.ErrNotFound) {
+			return result{rev: rev, gone: true}
+		}
+		if err != nil {
+			return l.retryLater(e, rev, err)
+		}
+		read := sch.Revision
+		before := *sch
+		now := s.clock.Now()
+		occs, expired, stepErr := engine.Step(sch, now, l.since, l.opts)
+		if stepErr != nil {
+			s.log.Error("natsched: schedule cannot fire", "id", id, "err", stepErr)
+		}
+		if expired {
+			err := s.kv.Delete(ctx, id, js.LastRevision(read))
+			if errors.Is(err, js.ErrKeyRevisionMismatch) {
+				continue
+			}
+			if err != nil {
+				return l.retryLater(e, read, err)
+			}
+			return result{rev: read, gone: true}
+		}
+		if len(occs) == 0 && stepErr == nil && sch.Status == before.Status &&
+			sch.NextRun.Equal(before.NextRun) && len(sch.Triggers) == len(before.Triggers) {
+			// The index was stale: nothing is due in the stored state.
+			return result{rev: read, due: unixNano(engine.Due(sch, l.opts))}
+		}
+		for _, o := range occs {
+			if err := l.publish(ctx, sch, o, now); err != nil {
+				l.recordError(ctx, &before, err)
+				return l.retryLater(e, read, err)
+			}
+			if hook := s.faults.afterPublish; hook != nil && hook(id) {
+				return result{rev: read, due: unixNano(engine.Due(&before, l.opts))}
+			}
+		}
+		sch.LastError = ""
+		if stepErr != nil {
+			sch.LastError = stepErr.Error()
+		}
+		sch.Revision = 0
+		b, err := s.encode(sch)
+		if err != nil {
+			return l.retryLater(e, read, err)
+		}
+		nrev, err := s.kv.Update(ctx, id, b, read)
+		if errors.Is(err, js.ErrKeyRevisionMismatch) {
+			continue // changed meanwhile: step the new state; republishing is deduplicated
+		}
+		if err != nil {
+			return l.retryLater(e, read, err)
+		}
+		s.stats.fired.Add(uint64(len(occs)))
+		sch.Revision = nrev
+		return result{rev: nrev, due: unixNano(engine.Due(sch, l.opts))}
+	}
+	return l.retryLater(e, rev, errors.New("too many concurrent writers"))
+}
+
+func (l *leader) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) error {
+	m := natsched.FiredMessage(sch, o)
+	ack, err := l.s.js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	if err != nil {
+		l.s.stats.failures.Add(1)
+		return err
+	}
+	if ack.Duplicate {
+		l.s.stats.duplicates.Add(1)
+	}
+	if now.Sub(o.FireAt()) > l.opts.MisfireThreshold {
+		l.s.stats.late.Add(1)
+	}
+	return nil
+}
+
+// retryLater reschedules a failed fire with exponential backoff (capped at
+// a minute): the occurrence is never skipped.
+func (l *leader) retryLater(e *entry, rev uint64, err error) result {
+	backoff := min(maxBackoff, 100*time.Millisecond<<min(e.failures, 10))
+	e.failures++
+	e.retryAt = l.s.clock.Now().Add(backoff).UnixNano()
+	l.s.log.Warn("natsched: fire failed; retrying", "id", e.id, "in", backoff, "err", err)
+	return result{rev: rev, due: e.retryAt}
+}
+
+// recordError writes last_error to the unadvanced state so that users see
+// why an occurrence is late. Best effort: a conflict means someone else
+// wrote, and the next attempt records again.
+func (l *leader) recordError(ctx context.Context, before *natsched.Schedule, err error) {
+	c := before.Clone()
+	rev := c.Revision
+	c.LastError = err.Error()
+	c.Revision = 0
+	b, encErr := l.s.encode(c)
+	if encErr != nil {
+		return
+	}
+	_, _ = l.s.kv.Update(ctx, c.ID, b, rev)
+}

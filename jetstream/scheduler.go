@@ -1,0 +1,455 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/clock"
+	"github.com/natsched/natsched/internal/engine"
+)
+
+// Defaults.
+const (
+	DefaultLeaseTTL = 3 * time.Second
+	DefaultWorkers  = 64
+	// MinDuplicateWindow is the least duplicate window of the fire stream;
+	// the window is also at least 10 lease TTLs.
+	MinDuplicateWindow = 2 * time.Minute
+)
+
+// Option configures a Scheduler.
+type Option func(*options) error
+
+type options struct {
+	prefix     string
+	name       string
+	replicas   int
+	leaseTTL   time.Duration
+	clock      clock.Clock
+	leaseClock clock.Clock
+	engine     engine.Options
+	dupWindow  time.Duration
+	workers    int
+	logger     *slog.Logger
+	router     *natsched.Router
+	consumers  []ConsumerConfig
+	noInfra    bool
+}
+
+func invalidOption(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", natsched.ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// WithPrefix sets the prefix of every bucket, stream and subject (default
+// "natsched"): one token of [A-Za-z0-9_-].
+func WithPrefix(p string) Option {
+	return func(o *options) error {
+		if !validPrefix(p) {
+			return invalidOption("prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", p)
+		}
+		o.prefix = p
+		return nil
+	}
+}
+
+// WithName sets the instance name shown in the lease and in status
+// (default: host name and process ID).
+func WithName(name string) Option {
+	return func(o *options) error {
+		if name == "" || len(name) > 128 {
+			return invalidOption("name must be 1-128 characters")
+		}
+		o.name = name
+		return nil
+	}
+}
+
+// WithReplicas sets the replicas of the buckets and streams the scheduler
+// creates (default 1; 3 on a cluster).
+func WithReplicas(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > 5 {
+			return invalidOption("replicas must be 1 to 5, got %d", n)
+		}
+		o.replicas = n
+		return nil
+	}
+}
+
+// WithLeaseTTL sets how long a leader's lease lives without renewal
+// (default 3s). A killed leader is replaced about this long after it died.
+func WithLeaseTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 300*time.Millisecond {
+			return invalidOption("lease TTL must be at least 300ms, got %s", d)
+		}
+		o.leaseTTL = d
+		return nil
+	}
+}
+
+// WithClock sets the clock firing follows (default clock.Real()).
+func WithClock(c clock.Clock) Option {
+	return func(o *options) error {
+		if c == nil {
+			return invalidOption("nil clock")
+		}
+		o.clock = c
+		return nil
+	}
+}
+
+// WithLeaseClock sets the clock the lease is renewed by (default
+// clock.Real()). The server expires leases in real time, so only tests of
+// the lease itself want another.
+func WithLeaseClock(c clock.Clock) Option {
+	return func(o *options) error {
+		if c == nil {
+			return invalidOption("nil lease clock")
+		}
+		o.leaseClock = c
+		return nil
+	}
+}
+
+// WithMisfireThreshold: occurrences planned more than d before a leader
+// took over are missed and follow their misfire policy (default 1s).
+func WithMisfireThreshold(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return invalidOption("misfire threshold must be positive")
+		}
+		o.engine.MisfireThreshold = d
+		return nil
+	}
+}
+
+// WithRetention sets how long done schedules stay readable (default 24h).
+func WithRetention(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return invalidOption("retention must be positive")
+		}
+		o.engine.Retention = d
+		return nil
+	}
+}
+
+// WithDuplicateWindow sets the fire stream's duplicate window; it is
+// raised to at least 2 minutes and 10 lease TTLs.
+func WithDuplicateWindow(d time.Duration) Option {
+	return func(o *options) error { o.dupWindow = d; return nil }
+}
+
+// WithWorkers bounds how many schedules the leader fires concurrently
+// (default 64).
+func WithWorkers(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return invalidOption("workers must be positive")
+		}
+		o.workers = n
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.logger = l; return nil }
+}
+
+// WithRouter hands fired messages to router through a durable consumer
+// (cfg.Group names it; see ConsumerConfig), and lets the typed helpers
+// (natsched.ScheduleIn, ...) find the router's registry. It may be given
+// more than once with different groups.
+func WithRouter(router *natsched.Router, cfg ConsumerConfig) Option {
+	return func(o *options) error {
+		if router == nil {
+			return invalidOption("nil router")
+		}
+		if o.router == nil {
+			o.router = router
+		}
+		cfg.router = router
+		o.consumers = append(o.consumers, cfg)
+		return nil
+	}
+}
+
+// Scheduler is the JetStream scheduler. Every instance serves Put, Get,
+// Cancel, Pause, Resume, Trigger and List from the KV bucket; the instance
+// holding the lease also fires. Create it with New, then Start it.
+type Scheduler struct {
+	js    js.JetStream
+	nc    *nats.Conn
+	o     options
+	names Names
+	clock clock.Clock
+	log   *slog.Logger
+
+	kv      js.KeyValue
+	leaseKV js.KeyValue
+	// leaseMarkers: the lease bucket announces expiries to watchers.
+	leaseMarkers bool
+
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	consumers []*Consumer
+	loop      *leader
+
+	targets sync.Map // subject -> time.Time: when the positive check expires
+
+	stats stats
+	// faults are hooks for tests that inject crashes.
+	faults faults
+}
+
+type stats struct {
+	fired      atomic.Uint64
+	late       atomic.Uint64
+	duplicates atomic.Uint64
+	failures   atomic.Uint64
+}
+
+type faults struct {
+	// afterPublish runs after an occurrence's PubAck and before the state
+	// write; returning true abandons the fire there, as a crash would.
+	afterPublish func(id string) bool
+}
+
+var _ natsched.Scheduler = (*Scheduler)(nil)
+
+// New returns a Scheduler using jsc. It does not touch the server until
+// Start.
+func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
+	if jsc == nil {
+		return nil, invalidOption("nil JetStream")
+	}
+	o := options{prefix: DefaultPrefix, replicas: 1, leaseTTL: DefaultLeaseTTL,
+		clock: clock.Real(), leaseClock: clock.Real(), workers: DefaultWorkers}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.name == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "natsched"
+		}
+		o.name = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	o.engine = o.engine.WithDefaults()
+	if min := max(MinDuplicateWindow, 10*o.leaseTTL); o.dupWindow < min {
+		o.dupWindow = min
+	}
+	s := &Scheduler{
+		js: jsc, nc: jsc.Conn(), o: o, names: NamesFor(o.prefix), clock: o.clock,
+		log: o.logger.With("instance", o.name),
+	}
+	s.loop = newLeader(s)
+	return s, nil
+}
+
+// Names returns the buckets, streams and subjects in use.
+func (s *Scheduler) Names() Names { return s.names }
+
+// Name returns the instance name.
+func (s *Scheduler) Name() string { return s.o.name }
+
+// Registry returns the registry of the router given with WithRouter, so
+// that the typed helpers can encode messages.
+func (s *Scheduler) Registry() *natsched.Registry {
+	if s.o.router == nil {
+		return nil
+	}
+	return s.o.router.Registry()
+}
+
+// Start creates (or updates) the buckets and streams, starts campaigning
+// for the lease and starts the consumers. The scheduler runs until Close;
+// ctx only bounds the setup.
+func (s *Scheduler) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return natsched.ErrClosed
+	case s.started:
+		return nil
+	}
+	if err := s.ensureInfra(ctx); err != nil {
+		return err
+	}
+	for _, cfg := range s.o.consumers {
+		if cfg.Stream == "" {
+			cfg.Stream = s.names.FireStream
+		}
+		if len(cfg.Subjects) == 0 {
+			cfg.Subjects = []string{s.names.FireSubjects}
+		}
+		if cfg.DeadPrefix == "" {
+			cfg.DeadPrefix = s.names.DeadPrefix
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = s.log
+		}
+		c, err := NewConsumer(s.js, cfg.router, cfg)
+		if err != nil {
+			return err
+		}
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
+		s.consumers = append(s.consumers, c)
+	}
+	// The scheduler owns this context: Close cancels it and waits for
+	// every goroutine started under it.
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.loop.run(runCtx)
+	}()
+	l := newLease(s)
+	go func() {
+		defer s.wg.Done()
+		l.run(runCtx)
+	}()
+	s.started = true
+	return nil
+}
+
+// Close stops firing (finishing in-flight publishes and state writes),
+// releases the lease so that another instance takes over at once, stops
+// the consumers and waits for all of it, or for ctx. It is safe to call
+// twice or before Start.
+func (s *Scheduler) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	cancel := s.cancel
+	consumers := s.consumers
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var errs []error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	for _, c := range consumers {
+		if err := c.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsLeader reports whether this instance holds the lease and fires.
+func (s *Scheduler) IsLeader() bool { return s.loop.isLeader.Load() }
+
+// Status is what natsched.api.status reports.
+type Status struct {
+	Instance string `json:"instance"`
+	Leader   string `json:"leader"`
+	IsLeader bool   `json:"is_leader"`
+	// Pending schedules in the leader's index (this instance's, if it
+	// leads; else 0).
+	Pending int `json:"pending"`
+	// Fired, Late (fired more than the misfire threshold after their fire
+	// time) and Duplicates (publishes JetStream dropped as already
+	// stored) count this instance's occurrences since start.
+	Fired      uint64 `json:"fired"`
+	Late       uint64 `json:"late"`
+	Duplicates uint64 `json:"duplicates"`
+	// PublishFailures counts failed publishes, retried with backoff.
+	PublishFailures uint64 `json:"publish_failures"`
+}
+
+// Status returns this instance's view.
+func (s *Scheduler) Status(ctx context.Context) (Status, error) {
+	st := Status{
+		Instance: s.o.name, Fired: s.stats.fired.Load(), Late: s.stats.late.Load(),
+		Duplicates: s.stats.duplicates.Load(), PublishFailures: s.stats.failures.Load(),
+	}
+	st.IsLeader = s.loop.isLeader.Load()
+	st.Pending = s.loop.pending()
+	if s.leaseKV == nil {
+		return st, nil
+	}
+	name, err := currentLeader(ctx, s.leaseKV)
+	if err != nil {
+		return st, err
+	}
+	st.Leader = name
+	return st, nil
+}
+
+// ensureInfra creates or updates the buckets and streams.
+func (s *Scheduler) ensureInfra(ctx context.Context) error {
+	n, r := s.names, s.o.replicas
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, js.KeyValueConfig{
+		Bucket: n.SchedulesBucket, Description: "natsched schedules: key = schedule ID, value = schedule JSON",
+		History: 1, Storage: js.FileStorage, Replicas: r,
+	})
+	if err != nil {
+		return fmt.Errorf("natsched: bucket %s: %w", n.SchedulesBucket, err)
+	}
+	s.kv = kv
+	leaseCfg := js.KeyValueConfig{
+		Bucket: n.LeaderBucket, Description: "natsched leader lease",
+		History: 1, TTL: s.o.leaseTTL, Storage: js.MemoryStorage, Replicas: r,
+		// Markers make an expired lease visible to watchers at once.
+		LimitMarkerTTL: max(s.o.leaseTTL, time.Second),
+	}
+	lkv, err := s.js.CreateOrUpdateKeyValue(ctx, leaseCfg)
+	if errors.Is(err, js.ErrLimitMarkerTTLNotSupported) {
+		leaseCfg.LimitMarkerTTL = 0
+		lkv, err = s.js.CreateOrUpdateKeyValue(ctx, leaseCfg)
+	}
+	if err != nil {
+		return fmt.Errorf("natsched: bucket %s: %w", n.LeaderBucket, err)
+	}
+	s.leaseKV = lkv
+	s.leaseMarkers = leaseCfg.LimitMarkerTTL > 0
+	if _, err := s.js.CreateOrUpdateStream(ctx, js.StreamConfig{
+		Name: n.FireStream, Description: "natsched fired messages",
+		Subjects: []string{n.FireSubjects}, Storage: js.FileStorage, Replicas: r,
+		Duplicates: s.o.dupWindow,
+	}); err != nil {
+		return fmt.Errorf("natsched: stream %s: %w", n.FireStream, err)
+	}
+	if err := ensureDeadLetters(ctx, s.js, n, r); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,331 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/engine"
+)
+
+// maxCASAttempts bounds read-modify-write retries against concurrent
+// writers (the leader recording fires, other API calls).
+const maxCASAttempts = 32
+
+// targetCheckTTL is how long a positive "some stream captures this
+// subject" answer is trusted.
+const targetCheckTTL = 30 * time.Second
+
+func ensureDeadLetters(ctx context.Context, jsc js.JetStream, n Names, replicas int) error {
+	_, err := jsc.CreateOrUpdateStream(ctx, js.StreamConfig{
+		Name: n.DeadStream, Description: "natsched dead letters and rejected intake",
+		Subjects: []string{n.DeadPrefix + ".>", n.RejectedPrefix + ".>"},
+		Storage:  js.FileStorage, Replicas: replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("natsched: stream %s: %w", n.DeadStream, err)
+	}
+	return nil
+}
+
+func (s *Scheduler) ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return natsched.ErrClosed
+	case s.kv == nil:
+		return fmt.Errorf("%w: not started", natsched.ErrUnavailable)
+	}
+	return nil
+}
+
+// unavailable maps transport failures to ErrUnavailable (503).
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", natsched.ErrUnavailable, err)
+}
+
+// load reads schedule id with its revision; ErrNotFound if absent.
+func (s *Scheduler) load(ctx context.Context, id string) (*natsched.Schedule, error) {
+	if !natsched.ValidID(id) {
+		return nil, natsched.Invalid("id", "%q is not a valid schedule ID", id)
+	}
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, js.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: %s", natsched.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return decodeEntry(e)
+}
+
+func decodeEntry(e js.KeyValueEntry) (*natsched.Schedule, error) {
+	var sch natsched.Schedule
+	if err := json.Unmarshal(e.Value(), &sch); err != nil {
+		return nil, fmt.Errorf("natsched: stored schedule %s is corrupt: %w", e.Key(), err)
+	}
+	sch.Revision = e.Revision()
+	return &sch, nil
+}
+
+// encode renders a schedule for the bucket and checks it fits.
+func (s *Scheduler) encode(sch *natsched.Schedule) ([]byte, error) {
+	b, err := json.Marshal(sch)
+	if err != nil {
+		return nil, err
+	}
+	limit := int(s.nc.MaxPayload())
+	if len(b) > limit {
+		return nil, fmt.Errorf("%w: data: the schedule takes %d bytes stored, over the server's max payload of %d", natsched.ErrTooLarge, len(b), limit)
+	}
+	if n := firedSize(sch); n > int(limit) {
+		return nil, fmt.Errorf("%w: data: the fired message would take %d bytes, over the server's max payload of %d", natsched.ErrTooLarge, n, limit)
+	}
+	return b, nil
+}
+
+// firedSize bounds the size of a fired message of sch: payload, headers,
+// and the headers natsched adds.
+func firedSize(sch *natsched.Schedule) int {
+	n := len(sch.Data) + len(sch.Subject) + 512 + 2*len(sch.ID)
+	for k, vs := range sch.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// checkTarget makes sure some stream captures subject, so that fired
+// messages are stored rather than lost.
+func (s *Scheduler) checkTarget(ctx context.Context, subject string) error {
+	now := s.clock.Now()
+	if until, ok := s.targets.Load(subject); ok && now.Before(until.(time.Time)) {
+		return nil
+	}
+	_, err := s.js.StreamNameBySubject(ctx, subject)
+	switch {
+	case errors.Is(err, js.ErrStreamNotFound):
+		return natsched.Invalid("subject", "no JetStream stream captures %q, so fired messages would be lost; publish to %s or create a stream for it", subject, s.names.FireSubjects)
+	case err != nil:
+		return unavailable(err)
+	}
+	s.targets.Store(subject, now.Add(targetCheckTTL))
+	return nil
+}
+
+func newGeneration() uint64 {
+	for {
+		if g := rand.Uint64(); g != 0 {
+			return g
+		}
+	}
+}
+
+// Put implements natsched.Scheduler.
+func (s *Scheduler) Put(ctx context.Context, in *natsched.Schedule) (*natsched.Schedule, error) {
+	return s.put(ctx, in, time.Time{})
+}
+
+// put stores a definition accepted at accepted (zero: now).
+func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, accepted time.Time) (*natsched.Schedule, error) {
+	if in == nil {
+		return nil, natsched.Invalid("body", "nil schedule")
+	}
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.checkTarget(ctx, in.Subject); err != nil {
+		return nil, err
+	}
+	for range maxCASAttempts {
+		prev, err := s.load(ctx, in.ID)
+		if err != nil && !errors.Is(err, natsched.ErrNotFound) {
+			return nil, err
+		}
+		if in.Revision != 0 && (prev == nil || prev.Revision != in.Revision) {
+			return nil, fmt.Errorf("%w: %s: revision %d is not the current one", natsched.ErrConflict, in.ID, in.Revision)
+		}
+		now := s.clock.Now()
+		acc := accepted
+		if acc.IsZero() {
+			acc = now
+		}
+		next := in.Clone()
+		if err := engine.Accept(next, prev, acc, now, newGeneration()); err != nil {
+			return nil, err
+		}
+		next.Revision = 0
+		b, err := s.encode(next)
+		if err != nil {
+			return nil, err
+		}
+		var rev uint64
+		if prev == nil {
+			rev, err = s.kv.Create(ctx, in.ID, b)
+		} else {
+			rev, err = s.kv.Update(ctx, in.ID, b, prev.Revision)
+		}
+		switch {
+		case err == nil:
+			next.Revision = rev
+			return next, nil
+		case errors.Is(err, js.ErrKeyExists) || errors.Is(err, js.ErrKeyRevisionMismatch):
+			if in.Revision != 0 {
+				return nil, fmt.Errorf("%w: %s: revision %d is not the current one", natsched.ErrConflict, in.ID, in.Revision)
+			}
+			continue // another writer got in between: read again
+		default:
+			return nil, unavailable(err)
+		}
+	}
+	return nil, fmt.Errorf("%w: %s: too many concurrent writers", natsched.ErrConflict, in.ID)
+}
+
+// Get implements natsched.Scheduler.
+func (s *Scheduler) Get(ctx context.Context, id string) (*natsched.Schedule, error) {
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
+	return s.load(ctx, id)
+}
+
+// Cancel implements natsched.Scheduler.
+func (s *Scheduler) Cancel(ctx context.Context, id string) (*natsched.Schedule, error) {
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
+	for range maxCASAttempts {
+		prev, err := s.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		err = s.kv.Delete(ctx, id, js.LastRevision(prev.Revision))
+		switch {
+		case err == nil:
+			return prev, nil
+		case errors.Is(err, js.ErrKeyRevisionMismatch) || errors.Is(err, js.ErrKeyExists):
+			continue
+		default:
+			return nil, unavailable(err)
+		}
+	}
+	return nil, fmt.Errorf("%w: %s: too many concurrent writers", natsched.ErrConflict, id)
+}
+
+// Pause implements natsched.Scheduler.
+func (s *Scheduler) Pause(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.update(ctx, id, func(c *natsched.Schedule, now time.Time) error {
+		engine.Pause(c, now)
+		return nil
+	})
+}
+
+// Resume implements natsched.Scheduler.
+func (s *Scheduler) Resume(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.update(ctx, id, engine.Resume)
+}
+
+// Trigger implements natsched.Scheduler.
+func (s *Scheduler) Trigger(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.update(ctx, id, engine.Trigger)
+}
+
+// update applies f to the stored schedule with compare-and-set, reading
+// again when another writer got in between.
+func (s *Scheduler) update(ctx context.Context, id string, f func(*natsched.Schedule, time.Time) error) (*natsched.Schedule, error) {
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
+	for range maxCASAttempts {
+		c, err := s.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		rev := c.Revision
+		if err := f(c, s.clock.Now()); err != nil {
+			return nil, err
+		}
+		c.Revision = 0
+		b, err := s.encode(c)
+		if err != nil {
+			return nil, err
+		}
+		nrev, err := s.kv.Update(ctx, id, b, rev)
+		switch {
+		case err == nil:
+			c.Revision = nrev
+			return c, nil
+		case errors.Is(err, js.ErrKeyRevisionMismatch):
+			continue
+		default:
+			return nil, unavailable(err)
+		}
+	}
+	return nil, fmt.Errorf("%w: %s: too many concurrent writers", natsched.ErrConflict, id)
+}
+
+// List implements natsched.Scheduler. Keys come from the bucket in one
+// pass; values are read for the page only (and, with a status filter, for
+// the keys it has to look at).
+func (s *Scheduler) List(ctx context.Context, o natsched.ListOptions) (*natsched.ListPage, error) {
+	limit, err := natsched.CheckList(&o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
+	var lister js.KeyLister
+	if o.Prefix == "" {
+		lister, err = s.kv.ListKeys(ctx)
+	} else {
+		lister, err = s.kv.ListKeysFiltered(ctx, o.Prefix, o.Prefix+".>")
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		if k > o.After && natsched.MatchPrefix(k, o.Prefix) {
+			keys = append(keys, k)
+		}
+	}
+	if err := lister.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		_ = err // the listing is complete; a failed unsubscribe does not matter
+	}
+	slices.Sort(keys)
+	page := &natsched.ListPage{Schedules: []*natsched.Schedule{}}
+	for _, k := range keys {
+		if len(page.Schedules) == limit {
+			page.Next = page.Schedules[limit-1].ID
+			break
+		}
+		sch, err := s.load(ctx, k)
+		if errors.Is(err, natsched.ErrNotFound) {
+			continue // cancelled since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		if o.Status == "" || sch.Status == o.Status {
+			page.Schedules = append(page.Schedules, sch)
+		}
+	}
+	return page, nil
+}
