@@ -472,8 +472,9 @@ type Every struct {
 	Interval time.Duration
 }
 
-// Next returns the first occurrence strictly after t. It counts in 128
-// bits, so anchors and instants centuries apart work too.
+// Next returns the first occurrence strictly after t: t plus what is left
+// of the interval after (t - Anchor) mod Interval. The remainder is taken in
+// 128 bits, so anchors and instants centuries apart work too.
 func (e Every) Next(after time.Time) time.Time {
 	if e.Interval <= 0 {
 		return time.Time{}
@@ -481,37 +482,26 @@ func (e Every) Next(after time.Time) time.Time {
 	if after.Before(e.Anchor) {
 		return e.Anchor
 	}
-	if d := after.Sub(e.Anchor); d < 1<<62 { // the common case: no overflow
-		return e.Anchor.Add((d/e.Interval + 1) * e.Interval)
-	}
-	// diff = after - anchor in ns, as a 128-bit (hi, lo) pair.
-	secs := after.Unix() - e.Anchor.Unix() // > 0
-	nanos := int64(after.Nanosecond()) - int64(e.Anchor.Nanosecond())
-	hi, lo := bits.Mul64(uint64(secs), 1e9)
-	if nanos >= 0 {
-		var c uint64
-		lo, c = bits.Add64(lo, uint64(nanos), 0)
-		hi += c
-	} else {
-		var b uint64
-		lo, b = bits.Sub64(lo, uint64(-nanos), 0)
-		hi -= b
-	}
 	iv := uint64(e.Interval)
-	if hi >= iv {
-		return time.Time{} // beyond any representable occurrence
+	var rem uint64
+	if d := after.Sub(e.Anchor); d < 1<<62 {
+		rem = uint64(d) % iv
+	} else {
+		// after - anchor in ns as a 128-bit (hi, lo) pair; it is >= 0.
+		secs := after.Unix() - e.Anchor.Unix()
+		nanos := int64(after.Nanosecond()) - int64(e.Anchor.Nanosecond())
+		hi, lo := bits.Mul64(uint64(secs), 1e9)
+		var c uint64
+		if nanos >= 0 {
+			lo, c = bits.Add64(lo, uint64(nanos), 0)
+			hi += c
+		} else {
+			lo, c = bits.Sub64(lo, uint64(-nanos), 0)
+			hi -= c
+		}
+		_, rem = bits.Div64(hi%iv, lo, iv)
 	}
-	k, _ := bits.Div64(hi, lo, iv) // floor(diff / interval)
-	// step = (k+1) * interval, split into whole seconds and nanoseconds.
-	shi, slo := bits.Mul64(k+1, iv)
-	if shi >= 1e9 {
-		return time.Time{}
-	}
-	sec, ns := bits.Div64(shi, slo, 1e9)
-	if sec > 1<<62 {
-		return time.Time{}
-	}
-	return time.Unix(e.Anchor.Unix()+int64(sec), int64(e.Anchor.Nanosecond())+int64(ns)).In(e.Anchor.Location())
+	return after.Add(time.Duration(iv - rem))
 }
 
 // At is a one-shot instant.

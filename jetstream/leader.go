@@ -163,13 +163,24 @@ func (l *leader) run(ctx context.Context) {
 		})
 	}
 	retry <- struct{}{}
+	// A watch notices a server restart only when its heartbeats go
+	// missing, which takes many seconds; a reconnect is the cue to watch
+	// again at once.
+	reconnected := l.s.nc.StatusChanged(nats.CONNECTED)
+	defer l.s.nc.RemoveStatusListener(reconnected)
 	for {
 		select {
 		case <-ctx.Done():
-			if w != nil {
-				_ = w.Stop()
-			}
+			l.stopWatch(w)
 			return
+		case <-reconnected:
+			l.stopWatch(w)
+			updates, w = nil, nil
+			select {
+			case retry <- struct{}{}:
+			default:
+			}
+			continue
 		case <-retry:
 			var err error
 			if w, err = l.s.kv.WatchAll(ctx); err != nil {
@@ -185,7 +196,6 @@ func (l *leader) run(ctx context.Context) {
 				// meanwhile are dropped when they fire and are not found.
 				log.Warn("natsched: schedule watch ended; watching again")
 				updates, w = nil, nil
-				l.ready = false
 				retryLater()
 				continue
 			}
@@ -219,6 +229,15 @@ func (l *leader) run(ctx context.Context) {
 		}
 		l.rearm()
 		l.npend.Store(int64(len(l.idx.byID)))
+	}
+}
+
+// stopWatch stops w. Stopping deletes its consumer with an API request
+// that would wait out its timeout while disconnected; then the server
+// removes the idle ephemeral consumer by itself.
+func (l *leader) stopWatch(w js.KeyWatcher) {
+	if w != nil && l.s.nc.IsConnected() {
+		_ = w.Stop()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -109,13 +110,23 @@ func (l *lease) run(ctx context.Context) {
 func (l *lease) campaign(ctx context.Context) (uint64, string, error) {
 	log := l.s.log
 	var updates <-chan js.KeyValueEntry
-	w, err := l.kv.Watch(ctx, LeaderKey)
-	if err != nil {
-		log.Warn("natsched: cannot watch the lease; campaigning on a timer", "err", err)
-	} else {
-		defer w.Stop()
+	var w js.KeyWatcher
+	watch := func() {
+		l.s.loop.stopWatch(w)
+		var err error
+		if w, err = l.kv.Watch(ctx, LeaderKey); err != nil {
+			log.Warn("natsched: cannot watch the lease; campaigning on a timer", "err", err)
+			w, updates = nil, nil
+			return
+		}
 		updates = w.Updates()
 	}
+	watch()
+	defer func() { l.s.loop.stopWatch(w) }()
+	// After a reconnect the old watch may be dead for many seconds: watch
+	// again, and campaign in case the lease expired meanwhile.
+	reconnected := l.s.nc.StatusChanged(nats.CONNECTED)
+	defer l.s.nc.RemoveStatusListener(reconnected)
 	held := false // the last lease value seen is a live one
 	retry, stop := l.after(l.jitter(l.ttl / 10))
 	defer func() { stop() }()
@@ -123,6 +134,12 @@ func (l *lease) campaign(ctx context.Context) (uint64, string, error) {
 		select {
 		case <-ctx.Done():
 			return 0, "", ctx.Err()
+		case <-reconnected:
+			watch()
+			held = false
+			stop()
+			retry, stop = l.after(l.jitter(l.ttl / 10))
+			continue
 		case e, ok := <-updates:
 			if !ok {
 				updates = nil // watcher gone (reconnecting): the timer still runs

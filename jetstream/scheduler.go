@@ -427,7 +427,7 @@ func (s *Scheduler) ensureInfra(ctx context.Context) error {
 	s.kv = kv
 	leaseCfg := js.KeyValueConfig{
 		Bucket: n.LeaderBucket, Description: "natsched leader lease",
-		History: 1, TTL: s.o.leaseTTL, Storage: js.MemoryStorage, Replicas: r,
+		History: 1, TTL: s.o.leaseTTL, Storage: js.FileStorage, Replicas: r,
 		// Markers make an expired lease visible to watchers at once.
 		LimitMarkerTTL: max(s.o.leaseTTL, time.Second),
 	}

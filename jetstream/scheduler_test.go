@@ -31,7 +31,7 @@ func fireStreamCounts(t *testing.T, jsc js.JetStream, stream string) map[string]
 	total := info.CachedInfo().State.Msgs
 	out := map[string][]time.Time{}
 	for n := uint64(0); n < total; {
-		batch, err := oc.Fetch(1000, js.FetchMaxWait(5*time.Second))
+		batch, err := oc.Fetch(int(min(total-n, 1000)), js.FetchMaxWait(5*time.Second))
 		require.NoError(t, err)
 		got := 0
 		for m := range batch.Messages() {
@@ -297,4 +297,33 @@ func TestUncapturedTarget(t *testing.T) {
 	require.Equal(t, "subject", fe.Field)
 	_, err = s.Get(bg, "lost")
 	require.ErrorIs(t, err, natsched.ErrNotFound)
+}
+
+// TestSurvivesServerRestart: the server restarts under a running scheduler
+// (same store, same port); its connection reconnects, and the watch, the
+// lease and firing resume without restarting the scheduler.
+func TestSurvivesServerRestart(t *testing.T) {
+	t.Parallel()
+	srv := natschedtest.RunServer(t)
+	s := testScheduler(t, srv, "restarted")
+	waitLeader(t, s)
+	before, err := s.Put(bg, &natsched.Schedule{ID: "before", Subject: "natsched.fire.rs", In: 2 * time.Second})
+	require.NoError(t, err)
+
+	srv = srv.Restart(t)
+	jsc := srv.JetStream(t)
+
+	var after *natsched.Schedule
+	natschedtest.Eventually(t, 20*time.Second, func() bool {
+		after, err = s.Put(bg, &natsched.Schedule{ID: "after", Subject: "natsched.fire.rs", In: time.Second})
+		return err == nil
+	}, "API works again after the restart: %v", err)
+	natschedtest.Eventually(t, 30*time.Second, func() bool {
+		return streamMsgs(t, jsc, "NATSCHED_FIRE") >= 2
+	}, "both fired after the restart")
+	waitLeader(t, s)
+	settled(t, s, clock.Real())
+	got := fireStreamCounts(t, jsc, "NATSCHED_FIRE")
+	require.Equal(t, []time.Time{before.At}, got["before"])
+	require.Equal(t, []time.Time{after.At}, got["after"])
 }
