@@ -39,8 +39,12 @@ type leader struct {
 
 	leading  bool
 	isLeader atomic.Bool
-	control  chan control
-	stopped  chan struct{} // closed when run returns
+	// leaseUntil (unix ns on the lease clock) is when the lease, as last
+	// confirmed, stops being safe to fire under: the lease goroutine steps
+	// down then, but a delayed timer must not let the loop fire past it.
+	leaseUntil atomic.Int64
+	control    chan control
+	stopped    chan struct{} // closed when run returns
 
 	wake    chan struct{}
 	results chan result
@@ -271,6 +275,9 @@ func unixNano(t time.Time) int64 {
 
 // dispatch hands every due schedule to a worker, up to the worker limit.
 func (l *leader) dispatch(ctx context.Context) {
+	if l.s.o.leaseClock.Now().UnixNano() >= l.leaseUntil.Load() {
+		return // the lease may have lapsed; the lease goroutine steps down
+	}
 	now := l.s.clock.Now().UnixNano()
 	for l.busy < l.s.o.workers {
 		due := l.idx.peek()
@@ -294,8 +301,10 @@ func (l *leader) dispatch(ctx context.Context) {
 // rearm points the one timer at the earliest due time.
 func (l *leader) rearm() {
 	due := l.idx.peek()
-	if due == 0 || !l.leading || l.busy >= l.s.o.workers {
-		// Nothing to wait for, or a worker's result will wake the loop.
+	lapsed := l.s.o.leaseClock.Now().UnixNano() >= l.leaseUntil.Load()
+	if due == 0 || !l.leading || lapsed || l.busy >= l.s.o.workers {
+		// Nothing to wait for, or a worker's result or the next lease
+		// renewal (which pokes the loop) will wake it.
 		if l.timerAt != 0 {
 			l.timer.Stop()
 			l.timerAt = 0

@@ -192,6 +192,7 @@ func (l *lease) lead(ctx context.Context, rev uint64, term string) {
 	log := l.s.log
 	clk := l.s.o.leaseClock
 	log.Info("natsched: leader won", "term", term)
+	l.s.loop.leaseUntil.Store(clk.Now().Add(2 * l.ttl / 3).UnixNano())
 	// Start firing; whatever ends the term, stop firing (and let in-flight
 	// fires finish) before anything else.
 	if !l.s.loop.switchTo(ctx, true, l.s.clock.Now()) {
@@ -227,6 +228,8 @@ func (l *lease) lead(ctx context.Context, rev uint64, term string) {
 		switch {
 		case err == nil:
 			rev, confirmed = nrev, sent
+			l.s.loop.leaseUntil.Store(sent.Add(2 * l.ttl / 3).UnixNano())
+			l.s.loop.poke()
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, js.ErrKeyRevisionMismatch) || errors.Is(err, js.ErrKeyNotFound):

@@ -238,9 +238,11 @@ func TestInstancesFireEachOccurrenceOnce(t *testing.T) {
 	insts[victim].nc.Close()
 
 	natschedtest.Eventually(t, 60*time.Second, func() bool { return total.Load() >= n }, "all %d fired", n)
-	// Let any straggling duplicate publish land before counting.
+	// The victim steps down (its timers may run late on a loaded machine;
+	// JetStream's dedup covers that window), then count.
+	natschedtest.Eventually(t, 10*time.Second, func() bool { return !insts[victim].s.IsLeader() }, "victim stepped down")
 	next := leaderOf()
-	require.NotEqual(t, victim, next)
+	require.GreaterOrEqual(t, next, 0)
 	settled(t, insts[next].s, clock.Real())
 
 	dups, missing := 0, 0
