@@ -6,8 +6,9 @@ import "container/heap"
 // compact entries. Payloads are not kept: a schedule is read from the
 // bucket when it fires.
 type index struct {
-	byID map[string]*entry
-	heap entryHeap
+	byID   map[string]*entry
+	heap   entryHeap
+	active int // entries that are not done
 }
 
 type entry struct {
@@ -20,6 +21,7 @@ type entry struct {
 	busy bool
 	// gone: deleted while busy.
 	gone bool
+	done bool // the schedule's status is done
 	// retryAt: after a failed fire, not before this (unix ns), whatever
 	// the stored state says; failures counts them for the backoff. Both
 	// belong to the worker while busy.
@@ -33,21 +35,32 @@ func (x *index) len() int { return len(x.heap) }
 
 // set records id at revision rev with due time due (0: nothing due).
 // Older revisions than the one already seen are ignored.
-func (x *index) set(id string, rev uint64, due int64) {
+func (x *index) set(id string, rev uint64, due int64, done bool) {
 	e := x.byID[id]
 	if e == nil {
-		e = &entry{id: id, pos: -1}
+		e = &entry{id: id, pos: -1, done: true}
 		x.byID[id] = e
 	}
 	if rev < e.rev {
 		return
 	}
+	x.markDone(e, done)
 	e.rev, e.gone = rev, false
 	if e.busy {
 		e.due = due
 		return
 	}
 	x.place(e, due)
+}
+
+func (x *index) markDone(e *entry, done bool) {
+	switch {
+	case e.done && !done:
+		x.active++
+	case !e.done && done:
+		x.active--
+	}
+	e.done = done
 }
 
 func (x *index) place(e *entry, due int64) {
@@ -79,6 +92,7 @@ func (x *index) remove(id string, rev uint64) {
 	if e.pos >= 0 {
 		heap.Remove(&x.heap, int(e.pos))
 	}
+	x.markDone(e, true)
 	delete(x.byID, id)
 }
 
@@ -97,13 +111,14 @@ func (x *index) take() *entry {
 	return e
 }
 
-// done records a worker's result for e: the revision it wrote (0 if none)
-// and the due time that revision implies. Anything the watch reported
-// while it worked, if newer, wins.
-func (x *index) done(e *entry, rev uint64, due int64, gone bool) {
+// finish records a worker's result for e: the revision it wrote (0 if
+// none) and the due time that revision implies. Anything the watch
+// reported while it worked, if newer, wins.
+func (x *index) finish(e *entry, rev uint64, due int64, gone bool) {
 	e.busy = false
 	switch {
 	case gone && rev >= e.rev, e.gone:
+		x.markDone(e, true)
 		delete(x.byID, e.id)
 	case rev >= e.rev:
 		e.rev = rev

@@ -206,7 +206,7 @@ func (l *leader) run(ctx context.Context) {
 			l.apply(e)
 		case r := <-l.results:
 			l.busy--
-			l.idx.done(r.e, r.rev, r.due, r.gone)
+			l.idx.finish(r.e, r.rev, r.due, r.gone)
 		case <-l.wake:
 			l.timerAt = 0
 		case c := <-l.control:
@@ -232,7 +232,7 @@ func (l *leader) run(ctx context.Context) {
 			l.dispatch(ctx)
 		}
 		l.rearm()
-		l.npend.Store(int64(len(l.idx.byID)))
+		l.npend.Store(int64(l.idx.active))
 	}
 }
 
@@ -263,7 +263,7 @@ func (l *leader) apply(e js.KeyValueEntry) {
 		l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", e.Key(), "err", err)
 		return
 	}
-	l.idx.set(e.Key(), e.Revision(), unixNano(engine.Due(&sch, l.opts)))
+	l.idx.set(e.Key(), e.Revision(), unixNano(engine.Due(&sch, l.opts)), sch.Status == natsched.StatusDone)
 }
 
 func unixNano(t time.Time) int64 {

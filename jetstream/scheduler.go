@@ -44,7 +44,10 @@ type options struct {
 	logger     *slog.Logger
 	router     *natsched.Router
 	consumers  []ConsumerConfig
-	noInfra    bool
+	allow      []AllowRule
+	noAPI      bool
+	noIntake   bool
+	version    string
 }
 
 func invalidOption(format string, args ...any) error {
@@ -187,6 +190,14 @@ func WithRouter(router *natsched.Router, cfg ConsumerConfig) Option {
 	}
 }
 
+// WithoutAPI does not serve the micro service on <prefix>.api.* (it is
+// served by default, by every instance).
+func WithoutAPI() Option { return func(o *options) error { o.noAPI = true; return nil } }
+
+// WithoutIntake does not consume the durable intake stream <prefix>.in.>
+// (consumed by default, shared by every instance).
+func WithoutIntake() Option { return func(o *options) error { o.noIntake = true; return nil } }
+
 // Scheduler is the JetStream scheduler. Every instance serves Put, Get,
 // Cancel, Pause, Resume, Trigger and List from the KV bucket; the instance
 // holding the lease also fires. Create it with New, then Start it.
@@ -209,6 +220,8 @@ type Scheduler struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	consumers []*Consumer
+	api       *api
+	intake    *intake
 	loop      *leader
 
 	targets sync.Map // subject -> time.Time: when the positive check expires
@@ -323,6 +336,25 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	// The scheduler owns this context: Close cancels it and waits for
 	// every goroutine started under it.
 	runCtx, cancel := context.WithCancel(context.Background())
+	if !s.o.noIntake {
+		in, err := s.startIntake(ctx, runCtx)
+		if err != nil {
+			cancel()
+			return err
+		}
+		s.intake = in
+	}
+	if !s.o.noAPI {
+		a, err := s.startAPI()
+		if err != nil {
+			cancel()
+			if s.intake != nil {
+				s.intake.stop(ctx)
+			}
+			return err
+		}
+		s.api = a
+	}
 	s.cancel = cancel
 	s.wg.Add(2)
 	go func() {
@@ -351,7 +383,16 @@ func (s *Scheduler) Close(ctx context.Context) error {
 	s.closed = true
 	cancel := s.cancel
 	consumers := s.consumers
+	a, in := s.api, s.intake
 	s.mu.Unlock()
+	// Stop taking requests and intake first, so that nothing is accepted
+	// that this instance cannot finish.
+	if a != nil {
+		a.stop()
+	}
+	if in != nil {
+		in.stop(ctx)
+	}
 	if cancel != nil {
 		cancel()
 	}
@@ -382,8 +423,8 @@ type Status struct {
 	Instance string `json:"instance"`
 	Leader   string `json:"leader"`
 	IsLeader bool   `json:"is_leader"`
-	// Pending schedules in the leader's index (this instance's, if it
-	// leads; else 0).
+	// Pending: schedules that are not done, as this instance's index
+	// (kept on every instance) counts them.
 	Pending int `json:"pending"`
 	// Fired, Late (fired more than the misfire threshold after their fire
 	// time) and Duplicates (publishes JetStream dropped as already

@@ -136,11 +136,19 @@ func newGeneration() uint64 {
 
 // Put implements natsched.Scheduler.
 func (s *Scheduler) Put(ctx context.Context, in *natsched.Schedule) (*natsched.Schedule, error) {
-	return s.put(ctx, in, time.Time{})
+	return s.put(ctx, in, putOptions{})
 }
 
-// put stores a definition accepted at accepted (zero: now).
-func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, accepted time.Time) (*natsched.Schedule, error) {
+type putOptions struct {
+	accepted time.Time // when the request was accepted (zero: now)
+	// generation, when set, is the new definition's generation; a stored
+	// schedule already at it is returned unchanged, so that a redelivered
+	// intake message does not replace (and refire) its own schedule.
+	generation uint64
+}
+
+// put stores a definition.
+func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, po putOptions) (*natsched.Schedule, error) {
 	if in == nil {
 		return nil, natsched.Invalid("body", "nil schedule")
 	}
@@ -149,6 +157,9 @@ func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, accepted tim
 	}
 	if err := in.Validate(); err != nil {
 		return nil, err
+	}
+	if !allowed(s.o.allow, in.ID, in.Subject) {
+		return nil, fmt.Errorf("%w: subject: schedule %s may not target %s", natsched.ErrForbidden, in.ID, in.Subject)
 	}
 	if err := s.checkTarget(ctx, in.Subject); err != nil {
 		return nil, err
@@ -159,15 +170,22 @@ func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, accepted tim
 			return nil, err
 		}
 		if in.Revision != 0 && (prev == nil || prev.Revision != in.Revision) {
-			return nil, fmt.Errorf("%w: %s: revision %d is not the current one", natsched.ErrConflict, in.ID, in.Revision)
+			return nil, fmt.Errorf("%w: revision: %d is not the current revision of %s", natsched.ErrConflict, in.Revision, in.ID)
+		}
+		if prev != nil && po.generation != 0 && prev.Generation == po.generation {
+			return prev, nil // already applied
 		}
 		now := s.clock.Now()
-		acc := accepted
+		acc := po.accepted
 		if acc.IsZero() {
 			acc = now
 		}
+		gen := po.generation
+		if gen == 0 {
+			gen = newGeneration()
+		}
 		next := in.Clone()
-		if err := engine.Accept(next, prev, acc, now, newGeneration()); err != nil {
+		if err := engine.Accept(next, prev, acc, now, gen); err != nil {
 			return nil, err
 		}
 		next.Revision = 0
@@ -187,7 +205,7 @@ func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, accepted tim
 			return next, nil
 		case errors.Is(err, js.ErrKeyExists) || errors.Is(err, js.ErrKeyRevisionMismatch):
 			if in.Revision != 0 {
-				return nil, fmt.Errorf("%w: %s: revision %d is not the current one", natsched.ErrConflict, in.ID, in.Revision)
+				return nil, fmt.Errorf("%w: revision: %d is not the current revision of %s", natsched.ErrConflict, in.Revision, in.ID)
 			}
 			continue // another writer got in between: read again
 		default:

@@ -1,0 +1,215 @@
+package jetstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/natsched/natsched"
+)
+
+// ServiceName is the micro service every instance serves (contract).
+const ServiceName = "natsched"
+
+// Version of the service as nats micro info reports it.
+const Version = "0.1.0"
+
+const (
+	apiTimeout     = 10 * time.Second // one request, start to reply
+	apiConcurrency = 256              // requests handled at once per instance
+)
+
+// api serves <prefix>.api.* as the micro service "natsched", in one queue
+// group across instances. Handlers run on their own goroutines (bounded),
+// because micro calls an endpoint's handler one request at a time.
+type api struct {
+	s   *Scheduler
+	svc micro.Service
+	sem chan struct{}
+	wg  sync.WaitGroup
+}
+
+func (s *Scheduler) startAPI() (*api, error) {
+	a := &api{s: s, sem: make(chan struct{}, apiConcurrency)}
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name: ServiceName, Version: Version, QueueGroup: ServiceName,
+		Description: "natsched: schedule NATS messages (put, get, cancel, pause, resume, trigger, list, status)",
+		Metadata:    map[string]string{"instance": s.o.name, "prefix": s.o.prefix},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsched: micro service: %w", err)
+	}
+	a.svc = svc
+	g := svc.AddGroup(s.names.APIPrefix, micro.WithGroupQueueGroup(ServiceName))
+	for _, ep := range []struct {
+		name, subject string
+		h             func(context.Context, micro.Request, string) (any, error)
+	}{
+		{"put", "put.>", a.put},
+		{"get", "get.>", a.byID(s.Get)},
+		{"cancel", "cancel.>", a.byID(s.Cancel)},
+		{"pause", "pause.>", a.byID(s.Pause)},
+		{"resume", "resume.>", a.byID(s.Resume)},
+		{"trigger", "trigger.>", a.byID(s.Trigger)},
+		{"list", "list", a.list},
+		{"list_prefix", "list.>", a.list},
+		{"status", "status", a.status},
+	} {
+		verb := strings.SplitN(ep.subject, ".", 2)[0]
+		if err := g.AddEndpoint(ep.name, a.serve(verb, ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("natsched: endpoint %s: %w", ep.name, err)
+		}
+	}
+	return a, nil
+}
+
+// stop stops taking requests and waits for those in progress.
+func (a *api) stop() {
+	_ = a.svc.Stop()
+	a.wg.Wait()
+}
+
+// serve runs h on its own goroutine and replies with its result as JSON, or
+// with the contract's error reply.
+func (a *api) serve(verb string, h func(context.Context, micro.Request, string) (any, error)) micro.HandlerFunc {
+	prefix := a.s.names.APIPrefix + "." + verb + "."
+	return func(req micro.Request) {
+		a.sem <- struct{}{} // backpressure: micro's subscription waits
+		a.wg.Add(1)
+		go func() {
+			defer func() { <-a.sem; a.wg.Done() }()
+			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+			defer cancel()
+			tail := strings.TrimPrefix(req.Subject(), prefix)
+			if tail == req.Subject() {
+				tail = "" // list, status
+			}
+			v, err := h(ctx, req, tail)
+			if err != nil {
+				code, msg := errorReply(err)
+				body, _ := json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": msg}})
+				_ = req.Error(strconv.Itoa(code), msg, body)
+				return
+			}
+			body, err := json.Marshal(v)
+			if err != nil {
+				_ = req.Error("500", err.Error(), nil)
+				return
+			}
+			_ = req.Respond(body)
+		}()
+	}
+}
+
+// errorReply maps an error to the contract's code and message. A 400's
+// message starts with the field it is about.
+func errorReply(err error) (int, string) {
+	trim := func(sentinel error) string {
+		return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+	}
+	var fe *natsched.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return 400, fe.Error()
+	case errors.Is(err, natsched.ErrInvalid):
+		return 400, "body: " + trim(natsched.ErrInvalid)
+	case errors.Is(err, natsched.ErrNotFound):
+		return 404, "schedule " + trim(natsched.ErrNotFound) + " not found"
+	case errors.Is(err, natsched.ErrForbidden):
+		return 403, trim(natsched.ErrForbidden)
+	case errors.Is(err, natsched.ErrTooLarge):
+		return 413, trim(natsched.ErrTooLarge)
+	case errors.Is(err, natsched.ErrConflict):
+		return 409, trim(natsched.ErrConflict)
+	case errors.Is(err, natsched.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return 503, err.Error()
+	}
+	return 500, err.Error()
+}
+
+func checkID(id string) error {
+	if !natsched.ValidID(id) {
+		return natsched.Invalid("id", "%q is not 1-255 characters of dot-separated tokens of [A-Za-z0-9_-]", id)
+	}
+	return nil
+}
+
+func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error) {
+	accepted := a.s.clock.Now()
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	sch, err := natsched.ParseSchedule(req.Data(), accepted)
+	if err != nil {
+		return nil, err
+	}
+	if sch.ID != "" && sch.ID != id {
+		return nil, natsched.Invalid("id", "%q in the body does not match %q in the subject", sch.ID, id)
+	}
+	sch.ID = id
+	return a.s.put(ctx, sch, putOptions{accepted: accepted})
+}
+
+func (a *api) byID(f func(context.Context, string) (*natsched.Schedule, error)) func(context.Context, micro.Request, string) (any, error) {
+	return func(ctx context.Context, _ micro.Request, id string) (any, error) {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+		return f(ctx, id)
+	}
+}
+
+// listRequest is the optional body of list.
+type listRequest struct {
+	Status string `json:"status"`
+	Limit  int    `json:"limit"`
+	After  string `json:"after"`
+}
+
+func (a *api) list(ctx context.Context, req micro.Request, prefix string) (any, error) {
+	var lr listRequest
+	if body := bytes.TrimSpace(req.Data()); len(body) > 0 {
+		if err := decodeStrict(body, &lr); err != nil {
+			return nil, err
+		}
+	}
+	if prefix != "" && !natsched.ValidID(prefix) {
+		return nil, natsched.Invalid("prefix", "%q is not a valid ID prefix", prefix)
+	}
+	return a.s.List(ctx, natsched.ListOptions{Prefix: prefix, Status: natsched.Status(lr.Status), Limit: lr.Limit, After: lr.After})
+}
+
+// decodeStrict reads a small JSON object into v, naming the field of any
+// unknown key or wrong type.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			return natsched.Invalid(te.Field, "expected %s", te.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return natsched.Invalid(field, "unknown field")
+		}
+		return natsched.Invalid("body", "expected a JSON object")
+	}
+	if dec.More() {
+		return natsched.Invalid("body", "trailing data after the JSON object")
+	}
+	return nil
+}
+
+func (a *api) status(ctx context.Context, _ micro.Request, _ string) (any, error) {
+	return a.s.Status(ctx)
+}

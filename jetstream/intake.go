@@ -1,0 +1,303 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsched/natsched"
+)
+
+// Intake headers (contract). They mirror NATS server message schedules'
+// headers, so moving between the two is a rename.
+const (
+	HeaderSchedule = "Natsched-Schedule" // @at T, @in D, @every D, a cron expression or macro
+	HeaderTarget   = "Natsched-Target"
+	HeaderTimeZone = "Natsched-Time-Zone"
+	HeaderStart    = "Natsched-Start"
+	HeaderEnd      = "Natsched-End"
+	HeaderMaxRuns  = "Natsched-Max-Runs"
+	HeaderMisfire  = "Natsched-Misfire"
+	HeaderJitter   = "Natsched-Jitter"
+	HeaderCancel   = "Natsched-Cancel"
+	// Extensions beyond the contract's list.
+	HeaderCatchup = "Natsched-Catchup"
+	HeaderPaused  = "Natsched-Paused"
+)
+
+const (
+	intakeWorkers = 16 // messages for one ID always go to the same worker, in order
+	// intakeMaxAttempts: a message that keeps meeting transient failures is
+	// rejected after this many deliveries instead of retried forever.
+	intakeMaxAttempts = 10
+	intakeAckWait     = 30 * time.Second
+)
+
+// intake consumes <prefix>.in.<id> from the work-queue stream
+// <PREFIX>_INTAKE with one durable consumer shared by every instance.
+type intake struct {
+	s       *Scheduler
+	cc      js.ConsumeContext
+	queues  []chan js.Msg
+	wg      sync.WaitGroup
+	stopped sync.Once
+}
+
+func (s *Scheduler) startIntake(setup, run context.Context) (*intake, error) {
+	n := s.names
+	if _, err := s.js.CreateOrUpdateStream(setup, js.StreamConfig{
+		Name: n.IntakeStream, Description: "natsched durable intake: publish to " + n.IntakePrefix + ".<id>",
+		Subjects: []string{n.IntakePrefix + ".>"}, Retention: js.WorkQueuePolicy,
+		Storage: js.FileStorage, Replicas: s.o.replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("natsched: stream %s: %w", n.IntakeStream, err)
+	}
+	cons, err := s.js.CreateOrUpdateConsumer(setup, n.IntakeStream, js.ConsumerConfig{
+		Durable: n.Prefix + "_intake", AckPolicy: js.AckExplicitPolicy, AckWait: intakeAckWait,
+		MaxDeliver: -1, MaxAckPending: 4 * intakeWorkers * 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsched: intake consumer: %w", err)
+	}
+	in := &intake{s: s}
+	for range intakeWorkers {
+		q := make(chan js.Msg, 64)
+		in.queues = append(in.queues, q)
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			for m := range q {
+				in.handle(run, m)
+			}
+		}()
+	}
+	in.cc, err = cons.Consume(func(m js.Msg) {
+		h := fnv.New32a()
+		h.Write([]byte(m.Subject()))
+		in.queues[h.Sum32()%intakeWorkers] <- m
+	}, js.PullMaxMessages(intakeWorkers*32))
+	if err != nil {
+		in.stop(setup)
+		return nil, fmt.Errorf("natsched: intake consume: %w", err)
+	}
+	return in, nil
+}
+
+// stop stops fetching, lets the workers finish what they hold and waits.
+func (in *intake) stop(ctx context.Context) {
+	in.stopped.Do(func() {
+		if in.cc != nil {
+			in.cc.Drain()
+			select {
+			case <-in.cc.Closed():
+			case <-ctx.Done():
+				in.cc.Stop()
+			}
+		}
+		for _, q := range in.queues {
+			close(q)
+		}
+		in.wg.Wait()
+	})
+}
+
+func (in *intake) handle(ctx context.Context, m js.Msg) {
+	s := in.s
+	id := strings.TrimPrefix(m.Subject(), s.names.IntakePrefix+".")
+	meta, err := m.Metadata()
+	if err != nil {
+		_ = m.Term()
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	err = in.apply(hctx, id, m, meta)
+	switch {
+	case err == nil:
+		_ = m.Ack()
+	case transient(err) && meta.NumDelivered < intakeMaxAttempts:
+		_ = m.NakWithDelay(time.Duration(meta.NumDelivered) * time.Second)
+	default:
+		in.reject(id, m, err)
+	}
+}
+
+func transient(err error) bool {
+	return errors.Is(err, natsched.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled)
+}
+
+func (in *intake) apply(ctx context.Context, id string, m js.Msg, meta *js.MsgMetadata) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	h := m.Headers()
+	if c := h.Get(HeaderCancel); c != "" {
+		switch strings.ToLower(strings.TrimSpace(c)) {
+		case "true":
+			_, err := in.s.Cancel(ctx, id)
+			if errors.Is(err, natsched.ErrNotFound) {
+				return nil // already gone: cancelling is idempotent
+			}
+			return err
+		case "false":
+		default:
+			return natsched.Invalid(HeaderCancel, "must be true or false, got %q", c)
+		}
+	}
+	sch, err := scheduleFromHeaders(id, h, m.Data(), meta.Timestamp)
+	if err != nil {
+		return err
+	}
+	// The stream sequence is the generation: a redelivered message finds
+	// its own schedule in place and changes nothing.
+	_, err = in.s.put(ctx, sch, putOptions{accepted: meta.Timestamp, generation: meta.Sequence.Stream})
+	return headerError(err)
+}
+
+// reject acknowledges m and republishes it to <prefix>.rejected.<id> with
+// Natsched-Error: it is never retried forever and never blocks the stream.
+func (in *intake) reject(id string, m js.Msg, cause error) {
+	s := in.s
+	msg := nats.NewMsg(s.names.RejectedPrefix + "." + id)
+	for k, vs := range m.Headers() {
+		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
+			msg.Header[k] = vs
+		}
+	}
+	_, text := errorReply(cause)
+	msg.Header.Set(natsched.HeaderError, strings.ReplaceAll(text, "\n", " "))
+	msg.Data = m.Data()
+	if err := s.nc.PublishMsg(msg); err != nil {
+		s.log.Warn("natsched: could not publish a rejected intake message", "id", id, "err", err)
+	}
+	s.log.Info("natsched: intake message rejected", "id", id, "err", text)
+	_ = m.Ack()
+}
+
+// fieldHeaders names the header a schedule field comes from in intake.
+var fieldHeaders = map[string]string{
+	"at": HeaderSchedule, "in": HeaderSchedule, "every": HeaderSchedule, "cron": HeaderSchedule,
+	"subject": HeaderTarget, "tz": HeaderTimeZone, "start": HeaderStart, "end": HeaderEnd,
+	"max_runs": HeaderMaxRuns, "misfire": HeaderMisfire, "jitter": HeaderJitter, "catchup": HeaderCatchup,
+	"data": "body",
+}
+
+// headerError renames a field error after the intake header it is about.
+func headerError(err error) error {
+	var fe *natsched.FieldError
+	if errors.As(err, &fe) {
+		if h, ok := fieldHeaders[fe.Field]; ok {
+			return natsched.Invalid(h, "%s", fe.Reason)
+		}
+	}
+	return err
+}
+
+// scheduleFromHeaders reads the header form of a schedule.
+func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Time) (*natsched.Schedule, error) {
+	sch := &natsched.Schedule{ID: id, Data: body}
+	spec := strings.TrimSpace(h.Get(HeaderSchedule))
+	switch {
+	case spec == "":
+		return nil, natsched.Invalid(HeaderSchedule, "required (@at <RFC 3339>, @in <duration>, @every <duration>, or a cron expression)")
+	case strings.HasPrefix(spec, "@at "):
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(spec[4:]))
+		if err != nil {
+			return nil, natsched.Invalid(HeaderSchedule, "@at wants an RFC 3339 time, got %q", spec[4:])
+		}
+		sch.At = t.UTC()
+	case strings.HasPrefix(spec, "@in "):
+		d, err := parseDuration(HeaderSchedule, strings.TrimSpace(spec[4:]))
+		if err != nil {
+			return nil, err
+		}
+		sch.At = accepted.Add(d)
+	case strings.HasPrefix(spec, "@every "):
+		d, err := parseDuration(HeaderSchedule, strings.TrimSpace(spec[7:]))
+		if err != nil {
+			return nil, err
+		}
+		sch.Every = d
+	default:
+		sch.Cron = spec
+	}
+	var err error
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		v := strings.TrimSpace(vs[0])
+		lk := strings.ToLower(k)
+		switch {
+		case strings.HasPrefix(lk, "nats-"):
+			// JetStream's own headers are not carried.
+		case !strings.HasPrefix(lk, "natsched-"):
+			if sch.Header == nil {
+				sch.Header = nats.Header{}
+			}
+			sch.Header[k] = vs
+		case strings.EqualFold(k, HeaderSchedule), strings.EqualFold(k, HeaderCancel):
+		case strings.EqualFold(k, HeaderTarget):
+			sch.Subject = v
+		case strings.EqualFold(k, HeaderTimeZone):
+			sch.TZ = v
+		case strings.EqualFold(k, HeaderStart):
+			sch.Start, err = parseTime(k, v)
+		case strings.EqualFold(k, HeaderEnd):
+			sch.End, err = parseTime(k, v)
+		case strings.EqualFold(k, HeaderMaxRuns):
+			sch.MaxRuns, err = strconv.ParseInt(v, 10, 64)
+			if err != nil || sch.MaxRuns < 0 {
+				err = natsched.Invalid(HeaderMaxRuns, "expected a non-negative integer, got %q", v)
+			}
+		case strings.EqualFold(k, HeaderMisfire):
+			sch.Misfire = natsched.Misfire(v)
+		case strings.EqualFold(k, HeaderJitter):
+			sch.Jitter, err = parseDuration(HeaderJitter, v)
+		case strings.EqualFold(k, HeaderCatchup):
+			sch.Catchup, err = parseDuration(HeaderCatchup, v)
+		case strings.EqualFold(k, HeaderPaused):
+			sch.Paused, err = strconv.ParseBool(v)
+			if err != nil {
+				err = natsched.Invalid(HeaderPaused, "expected true or false, got %q", v)
+			}
+		default:
+			err = natsched.Invalid(k, "unknown natsched header")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if sch.Subject == "" {
+		return nil, natsched.Invalid(HeaderTarget, "required: the subject to deliver to")
+	}
+	return sch, headerError(sch.Validate())
+}
+
+func parseDuration(field, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, natsched.Invalid(field, "bad duration %q (use Go syntax such as \"90s\" or \"1h30m\")", v)
+	}
+	if d < 0 {
+		return 0, natsched.Invalid(field, "must not be negative, got %s", v)
+	}
+	return d, nil
+}
+
+func parseTime(field, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, natsched.Invalid(field, "expected an RFC 3339 time, got %q", v)
+	}
+	return t.UTC(), nil
+}
