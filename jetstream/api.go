@@ -144,7 +144,7 @@ func checkID(id string) error {
 }
 
 func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error) {
-	accepted := a.s.clock.Now()
+	accepted := a.s.now()
 	if err := checkID(id); err != nil {
 		return nil, err
 	}

@@ -47,6 +47,7 @@ type intake struct {
 	s       *Scheduler
 	cc      js.ConsumeContext
 	queues  []chan js.Msg
+	quit    chan struct{} // closed by stop; unhandled messages are redelivered
 	wg      sync.WaitGroup
 	stopped sync.Once
 }
@@ -67,22 +68,30 @@ func (s *Scheduler) startIntake(setup, run context.Context) (*intake, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsched: intake consumer: %w", err)
 	}
-	in := &intake{s: s}
+	in := &intake{s: s, quit: make(chan struct{})}
 	for range intakeWorkers {
 		q := make(chan js.Msg, 64)
 		in.queues = append(in.queues, q)
 		in.wg.Add(1)
 		go func() {
 			defer in.wg.Done()
-			for m := range q {
-				in.handle(run, m)
+			for {
+				select {
+				case m := <-q:
+					in.handle(run, m)
+				case <-in.quit:
+					return
+				}
 			}
 		}()
 	}
 	in.cc, err = cons.Consume(func(m js.Msg) {
 		h := fnv.New32a()
 		h.Write([]byte(m.Subject()))
-		in.queues[h.Sum32()%intakeWorkers] <- m
+		select {
+		case in.queues[h.Sum32()%intakeWorkers] <- m:
+		case <-in.quit:
+		}
 	}, js.PullMaxMessages(intakeWorkers*32))
 	if err != nil {
 		in.stop(setup)
@@ -95,16 +104,21 @@ func (s *Scheduler) startIntake(setup, run context.Context) (*intake, error) {
 func (in *intake) stop(ctx context.Context) {
 	in.stopped.Do(func() {
 		if in.cc != nil {
+			// Drain hands over what was fetched; without a server it
+			// cannot finish, so it gets a bounded wait. Messages not acked
+			// are redelivered to another instance.
 			in.cc.Drain()
+			wait, stop := (&lease{s: in.s}).after(2 * time.Second)
 			select {
 			case <-in.cc.Closed():
 			case <-ctx.Done():
 				in.cc.Stop()
+			case <-wait:
+				in.cc.Stop()
 			}
+			stop()
 		}
-		for _, q := range in.queues {
-			close(q)
-		}
+		close(in.quit)
 		in.wg.Wait()
 	})
 }

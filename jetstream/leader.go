@@ -278,7 +278,7 @@ func (l *leader) dispatch(ctx context.Context) {
 	if l.s.o.leaseClock.Now().UnixNano() >= l.leaseUntil.Load() {
 		return // the lease may have lapsed; the lease goroutine steps down
 	}
-	now := l.s.clock.Now().UnixNano()
+	now := l.s.now().UnixNano()
 	for l.busy < l.s.o.workers {
 		due := l.idx.peek()
 		if due == 0 || due > now {
@@ -315,7 +315,7 @@ func (l *leader) rearm() {
 		return
 	}
 	l.timerAt = due
-	l.timer.Reset(time.Unix(0, due).Sub(l.s.clock.Now()))
+	l.timer.Reset(time.Unix(0, due).Sub(l.s.now()))
 }
 
 // fire fires what is due of schedule id: read it, step it, publish its
@@ -339,7 +339,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64) (r result) {
 		}
 		read := sch.Revision
 		before := *sch
-		now := s.clock.Now()
+		now := s.now()
 		occs, expired, stepErr := engine.Step(sch, now, l.since, l.opts)
 		if stepErr != nil {
 			s.log.Error("natsched: schedule cannot fire", "id", id, "err", stepErr)
@@ -412,7 +412,7 @@ func (l *leader) publish(ctx context.Context, sch *natsched.Schedule, o natsched
 func (l *leader) retryLater(e *entry, rev uint64, err error) result {
 	backoff := min(maxBackoff, 100*time.Millisecond<<min(e.failures, 10))
 	e.failures++
-	e.retryAt = l.s.clock.Now().Add(backoff).UnixNano()
+	e.retryAt = l.s.now().Add(backoff).UnixNano()
 	l.s.log.Warn("natsched: fire failed; retrying", "id", e.id, "in", backoff, "err", err)
 	return result{rev: rev, due: e.retryAt}
 }

@@ -160,7 +160,7 @@ func (l *lease) campaign(ctx context.Context) (uint64, string, error) {
 		case <-retry:
 		}
 		term := newTerm()
-		v, _ := json.Marshal(leaseValue{ID: l.s.o.name, Term: term, Since: l.s.clock.Now().UTC()})
+		v, _ := json.Marshal(leaseValue{ID: l.s.o.name, Term: term, Since: l.s.now().UTC()})
 		cctx, cancel := context.WithTimeout(ctx, l.ttl/2)
 		rev, err := l.kv.Create(cctx, LeaderKey, v)
 		cancel()
@@ -195,7 +195,7 @@ func (l *lease) lead(ctx context.Context, rev uint64, term string) {
 	l.s.loop.leaseUntil.Store(clk.Now().Add(2 * l.ttl / 3).UnixNano())
 	// Start firing; whatever ends the term, stop firing (and let in-flight
 	// fires finish) before anything else.
-	if !l.s.loop.switchTo(ctx, true, l.s.clock.Now()) {
+	if !l.s.loop.switchTo(ctx, true, l.s.now()) {
 		return
 	}
 	defer func() {
@@ -210,7 +210,7 @@ func (l *lease) lead(ctx context.Context, rev uint64, term string) {
 		}
 	}()
 
-	value, _ := json.Marshal(leaseValue{ID: l.s.o.name, Term: term, Since: l.s.clock.Now().UTC()})
+	value, _ := json.Marshal(leaseValue{ID: l.s.o.name, Term: term, Since: l.s.now().UTC()})
 	confirmed := clk.Now() // when the last confirmed renewal was sent
 	for {
 		tick, stop := l.after(l.ttl / 3)

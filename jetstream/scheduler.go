@@ -45,6 +45,7 @@ type options struct {
 	router     *natsched.Router
 	consumers  []ConsumerConfig
 	allow      []AllowRule
+	clockSync  *bool
 	noAPI      bool
 	noIntake   bool
 	version    string
@@ -226,6 +227,10 @@ type Scheduler struct {
 
 	targets sync.Map // subject -> time.Time: when the positive check expires
 
+	// syncClock: fire by the server's clock (see skew).
+	syncClock bool
+	skew      skew
+
 	stats stats
 	// faults are hooks for tests that inject crashes.
 	faults faults
@@ -277,6 +282,7 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 		js: jsc, nc: jsc.Conn(), o: o, names: NamesFor(o.prefix), clock: o.clock,
 		log: o.logger.With("instance", o.name),
 	}
+	s.syncClock = o.clockSync == nil && o.clock == clock.Real() || o.clockSync != nil && *o.clockSync
 	s.loop = newLeader(s)
 	return s, nil
 }
@@ -361,6 +367,13 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.loop.run(runCtx)
 	}()
+	if s.syncClock {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watchSkew(runCtx)
+		}()
+	}
 	l := newLease(s)
 	go func() {
 		defer s.wg.Done()

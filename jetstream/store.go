@@ -111,7 +111,7 @@ func firedSize(sch *natsched.Schedule) int {
 // checkTarget makes sure some stream captures subject, so that fired
 // messages are stored rather than lost.
 func (s *Scheduler) checkTarget(ctx context.Context, subject string) error {
-	now := s.clock.Now()
+	now := s.now()
 	if until, ok := s.targets.Load(subject); ok && now.Before(until.(time.Time)) {
 		return nil
 	}
@@ -175,7 +175,7 @@ func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, po putOption
 		if prev != nil && po.generation != 0 && prev.Generation == po.generation {
 			return prev, nil // already applied
 		}
-		now := s.clock.Now()
+		now := s.now()
 		acc := po.accepted
 		if acc.IsZero() {
 			acc = now
@@ -276,7 +276,7 @@ func (s *Scheduler) update(ctx context.Context, id string, f func(*natsched.Sche
 			return nil, err
 		}
 		rev := c.Revision
-		if err := f(c, s.clock.Now()); err != nil {
+		if err := f(c, s.now()); err != nil {
 			return nil, err
 		}
 		c.Revision = 0

@@ -1,0 +1,106 @@
+package jetstream
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	js "github.com/nats-io/nats.go/jetstream"
+)
+
+// skew estimates how far the JetStream server's clock is ahead of this
+// host's (offset = server - local), so that the leader fires by the
+// server's time and a host clock running ahead never fires early.
+//
+// Every lease renewal is a KV write the server stamps with its own time.
+// Each instance watches the lease key; an entry stamped at server time c
+// and seen here at local time r was stored no later than r, so
+// c - r <= offset: every sample is a lower bound. The estimate is the
+// largest (tightest) lower bound among recent samples, so correcting by it
+// can only make a fire late by the delivery delay, never early.
+type skew struct {
+	mu      sync.Mutex
+	samples []time.Duration // recent lower bounds, newest last
+	offset  time.Duration
+	known   bool
+}
+
+const skewWindow = 32
+
+func (k *skew) observe(serverTime, localRecv time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.samples = append(k.samples, serverTime.Sub(localRecv))
+	if len(k.samples) > skewWindow {
+		k.samples = k.samples[1:]
+	}
+	best := k.samples[0]
+	for _, s := range k.samples[1:] {
+		best = max(best, s)
+	}
+	k.offset, k.known = best, true
+}
+
+// get returns the offset, or 0 before the first sample.
+func (k *skew) get() time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.offset
+}
+
+// WithClockSync turns the server clock estimate on or off. It is on by
+// default with the real clock and off when WithClock injects another (a
+// simulated clock has nothing to do with the server's).
+func WithClockSync(on bool) Option {
+	return func(o *options) error { o.clockSync = &on; return nil }
+}
+
+// now is the firing clock: the injected clock corrected by the estimated
+// server offset.
+func (s *Scheduler) now() time.Time {
+	if !s.syncClock {
+		return s.clock.Now()
+	}
+	return s.clock.Now().Add(s.skew.get())
+}
+
+// ClockOffset reports the estimated offset of the server's clock from this
+// host's (server - local) and whether it is known yet.
+func (s *Scheduler) ClockOffset() (time.Duration, bool) {
+	s.skew.mu.Lock()
+	defer s.skew.mu.Unlock()
+	return s.skew.offset, s.skew.known
+}
+
+// watchSkew feeds the estimator from the lease key until ctx ends.
+func (s *Scheduler) watchSkew(ctx context.Context) {
+	for ctx.Err() == nil {
+		w, err := s.leaseKV.Watch(ctx, LeaderKey, js.UpdatesOnly())
+		if err == nil {
+		watching:
+			for {
+				select {
+				case <-ctx.Done():
+					s.loop.stopWatch(w)
+					return
+				case e, ok := <-w.Updates():
+					if !ok {
+						break watching
+					}
+					if e != nil && e.Operation() == js.KeyValuePut {
+						s.skew.observe(e.Created(), s.clock.Now())
+					}
+				}
+			}
+			s.loop.stopWatch(w)
+		}
+		// The watch ended (reconnect, error): watch again shortly.
+		wait, stop := (&lease{s: s}).after(time.Second)
+		select {
+		case <-ctx.Done():
+			stop()
+			return
+		case <-wait:
+		}
+	}
+}
