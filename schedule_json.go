@@ -89,14 +89,71 @@ func (s Schedule) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads the JSON form, state fields included. It is lenient
 // about unknown fields (stored values may come from a newer version); use
-// ParseSchedule for requests.
+// ParseSchedule for requests. Stored values are read on every fire and
+// every watch event, so this decodes in one pass into the wire struct and
+// only falls back to the field-by-field decoder to word an error.
 func (s *Schedule) UnmarshalJSON(b []byte) error {
+	var w wireSchedule
+	if err := json.Unmarshal(b, &w); err == nil {
+		if out, ok := w.schedule(); ok {
+			*s = out
+			return nil
+		}
+	}
 	d, err := decodeSchedule(b, true, time.Time{})
 	if err != nil {
 		return err
 	}
 	*s = *d
 	return nil
+}
+
+// schedule converts the wire form; false if a time, duration or payload
+// does not parse.
+func (w *wireSchedule) schedule() (Schedule, bool) {
+	ok := true
+	t := func(v string) time.Time {
+		if v == "" {
+			return time.Time{}
+		}
+		tt, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			ok = false
+		}
+		return tt.UTC()
+	}
+	d := func(v string) time.Duration {
+		if v == "" {
+			return 0
+		}
+		dd, err := time.ParseDuration(v)
+		if err != nil || dd < 0 {
+			ok = false
+		}
+		return dd
+	}
+	s := Schedule{
+		ID: w.ID, Subject: w.Subject, Type: w.Type, Cron: w.Cron, TZ: w.TZ,
+		At: t(w.At), In: d(w.In), Every: d(w.Every), Start: t(w.Start), End: t(w.End),
+		MaxRuns: w.MaxRuns, Misfire: w.Misfire, Catchup: d(w.Catchup), Jitter: d(w.Jitter),
+		Paused: w.Paused, Header: w.Header, Status: w.Status, NextRun: t(w.NextRun),
+		LastRun: t(w.LastRun), Runs: w.Runs, Created: t(w.Created), Updated: t(w.Updated),
+		Revision: w.Revision, LastError: w.LastError, Generation: w.Generation, Anchor: t(w.Anchor),
+	}
+	if w.Data != "" {
+		data, err := base64.StdEncoding.DecodeString(w.Data)
+		if err != nil {
+			return Schedule{}, false
+		}
+		s.Data = data
+	}
+	for _, tr := range w.Triggers {
+		s.Triggers = append(s.Triggers, t(tr))
+	}
+	if w.MaxRuns < 0 || w.Runs < 0 {
+		ok = false
+	}
+	return s, ok
 }
 
 // ParseSchedule reads a request body strictly, as the wire API does: unknown
