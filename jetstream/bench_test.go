@@ -131,7 +131,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		base := time.Now().UnixNano()
 		for i, id := range ids {
 			// The watch hands each entry its own key string: count it.
-			x.set(strings.Clone(id), uint64(i+1), base+int64(i)*int64(time.Millisecond), false)
+			x.set(strings.Clone(id), uint64(i+1), base+int64(i)*int64(time.Millisecond), false, nil)
 		}
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/n, "B/pending")

@@ -1,10 +1,15 @@
 package jetstream
 
-import "container/heap"
+import (
+	"container/heap"
+
+	"github.com/natsched/natsched"
+)
 
 // index is the leader's view of what is due: a min-heap of (due, id) over
-// compact entries. Payloads are not kept: a schedule is read from the
-// bucket when it fires.
+// compact entries. Only schedules due within cacheHorizon keep their
+// decoded state (payload included); the others are read from the bucket
+// when they fire.
 type index struct {
 	byID   map[string]*entry
 	heap   entryHeap
@@ -16,26 +21,36 @@ type entry struct {
 	due int64  // unix ns; 0 = not in the heap
 	rev uint64 // latest revision seen
 	pos int32  // in heap, -1 when out
-	// busy: a worker is firing this schedule; watch updates only record
-	// the revision until it reports back.
+	// busy: a worker is firing this schedule; watch updates wait in
+	// latest until it reports back.
 	busy bool
-	// gone: deleted while busy.
-	gone bool
 	done bool // the schedule's status is done
 	// retryAt: after a failed fire, not before this (unix ns), whatever
 	// the stored state says; failures counts them for the backoff. Both
 	// belong to the worker while busy.
 	retryAt  int64
-	failures int
+	failures int32
+	// sch is the decoded state at rev, kept only while the schedule is due
+	// soon (see cacheHorizon), so that firing needs no read.
+	sch *natsched.Schedule
+	// latest is what the watch delivered while a worker held the entry;
+	// it wins over the worker's result if newer (nil value: deleted).
+	latest *pendingOp
+}
+
+type pendingOp struct {
+	rev   uint64
+	value []byte // nil: deleted
 }
 
 func newIndex() *index { return &index{byID: make(map[string]*entry)} }
 
 func (x *index) len() int { return len(x.heap) }
 
-// set records id at revision rev with due time due (0: nothing due).
-// Older revisions than the one already seen are ignored.
-func (x *index) set(id string, rev uint64, due int64, done bool) {
+// set records id at revision rev with due time due (0: nothing due) and,
+// for soon-due schedules, its decoded state. Older revisions than the one
+// already seen are ignored.
+func (x *index) set(id string, rev uint64, due int64, done bool, sch *natsched.Schedule) {
 	e := x.byID[id]
 	if e == nil {
 		e = &entry{id: id, pos: -1, done: true}
@@ -45,11 +60,7 @@ func (x *index) set(id string, rev uint64, due int64, done bool) {
 		return
 	}
 	x.markDone(e, done)
-	e.rev, e.gone = rev, false
-	if e.busy {
-		e.due = due
-		return
-	}
+	e.rev, e.sch = rev, sch
 	x.place(e, due)
 }
 
@@ -85,10 +96,6 @@ func (x *index) remove(id string, rev uint64) {
 	if e == nil || rev < e.rev {
 		return
 	}
-	if e.busy {
-		e.gone, e.rev = true, rev
-		return
-	}
 	if e.pos >= 0 {
 		heap.Remove(&x.heap, int(e.pos))
 	}
@@ -111,21 +118,25 @@ func (x *index) take() *entry {
 	return e
 }
 
-// finish records a worker's result for e: the revision it wrote (0 if
-// none) and the due time that revision implies. Anything the watch
-// reported while it worked, if newer, wins.
-func (x *index) finish(e *entry, rev uint64, due int64, gone bool) {
+// finish records a worker's result for e: the revision it wrote or read,
+// the due time and state that revision implies, or that the schedule is
+// gone. It returns what the watch delivered meanwhile if that is newer:
+// the caller applies it on top.
+func (x *index) finish(e *entry, rev uint64, due int64, gone bool, sch *natsched.Schedule) *pendingOp {
 	e.busy = false
-	switch {
-	case gone && rev >= e.rev, e.gone:
-		x.markDone(e, true)
-		delete(x.byID, e.id)
-	case rev >= e.rev:
-		e.rev = rev
-		x.place(e, due)
-	default:
-		x.place(e, e.due)
+	latest := e.latest
+	e.latest = nil
+	if latest != nil && latest.rev > rev {
+		e.sch = nil
+		return latest
 	}
+	if gone {
+		x.remove(e.id, rev)
+		return nil
+	}
+	e.rev, e.sch = max(e.rev, rev), sch
+	x.place(e, due)
+	return nil
 }
 
 type entryHeap []*entry

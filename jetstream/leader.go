@@ -81,6 +81,7 @@ type result struct {
 	rev  uint64
 	due  int64
 	gone bool
+	sch  *natsched.Schedule // state at rev, if due soon
 }
 
 func newLeader(s *Scheduler) *leader {
@@ -206,7 +207,9 @@ func (l *leader) run(ctx context.Context) {
 			l.apply(e)
 		case r := <-l.results:
 			l.busy--
-			l.idx.finish(r.e, r.rev, r.due, r.gone)
+			if newer := l.idx.finish(r.e, r.rev, r.due, r.gone, r.sch); newer != nil {
+				l.applyValue(r.e.id, newer.rev, newer.value)
+			}
 		case <-l.wake:
 			l.timerAt = 0
 		case c := <-l.control:
@@ -253,17 +256,52 @@ func (l *leader) apply(e js.KeyValueEntry) {
 		}
 		return
 	}
-	l.lastRev = max(l.lastRev, e.Revision())
-	if e.Operation() != js.KeyValuePut {
-		l.idx.remove(e.Key(), e.Revision())
+	rev := e.Revision()
+	l.lastRev = max(l.lastRev, rev)
+	var value []byte
+	if e.Operation() == js.KeyValuePut {
+		value = e.Value()
+	}
+	if ent := l.idx.byID[e.Key()]; ent != nil {
+		switch {
+		case ent.busy:
+			// A worker holds it; whatever is newest wins when it is done.
+			if ent.latest == nil || rev > ent.latest.rev {
+				ent.latest = &pendingOp{rev: rev, value: value}
+			}
+			return
+		case rev <= ent.rev:
+			return // the echo of a state write the index already has
+		}
+	}
+	l.applyValue(e.Key(), rev, value)
+}
+
+// applyValue indexes one revision of a schedule (value nil: deleted).
+func (l *leader) applyValue(id string, rev uint64, value []byte) {
+	if value == nil {
+		l.idx.remove(id, rev)
 		return
 	}
-	var sch natsched.Schedule
-	if err := json.Unmarshal(e.Value(), &sch); err != nil {
-		l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", e.Key(), "err", err)
+	sch := new(natsched.Schedule)
+	if err := json.Unmarshal(value, sch); err != nil {
+		l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", id, "err", err)
 		return
 	}
-	l.idx.set(e.Key(), e.Revision(), unixNano(engine.Due(&sch, l.opts)), sch.Status == natsched.StatusDone)
+	sch.Revision = rev
+	due := engine.Due(sch, l.opts)
+	l.idx.set(id, rev, unixNano(due), sch.Status == natsched.StatusDone, l.cacheable(sch, due))
+}
+
+// cacheHorizon: schedules due within it keep their decoded state in the
+// index, so that firing them needs no read of the bucket.
+const cacheHorizon = 2 * time.Minute
+
+func (l *leader) cacheable(sch *natsched.Schedule, due time.Time) *natsched.Schedule {
+	if due.IsZero() || due.Sub(l.s.now()) > cacheHorizon {
+		return nil
+	}
+	return sch
 }
 
 func unixNano(t time.Time) int64 {
@@ -273,28 +311,43 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// dispatch hands every due schedule to a worker, up to the worker limit.
+// batchSize bounds the schedules one batch fires together.
+const batchSize = 256
+
+// dispatch hands due schedules to batches, up to the in-flight limit.
 func (l *leader) dispatch(ctx context.Context) {
 	if l.s.o.leaseClock.Now().UnixNano() >= l.leaseUntil.Load() {
 		return // the lease may have lapsed; the lease goroutine steps down
 	}
 	now := l.s.now().UnixNano()
 	for l.busy < l.s.o.workers {
-		due := l.idx.peek()
-		if due == 0 || due > now {
+		var batch []job
+		for len(batch) < batchSize && l.busy < l.s.o.workers {
+			due := l.idx.peek()
+			if due == 0 || due > now {
+				break
+			}
+			e := l.idx.take()
+			l.busy++
+			j := job{e: e, rev: e.rev}
+			if e.sch != nil && e.sch.Revision == e.rev {
+				j.sch = e.sch.Clone()
+			}
+			batch = append(batch, j)
+		}
+		if len(batch) == 0 {
 			return
 		}
-		e := l.idx.take()
-		l.busy++
+		since := l.since // the loop owns it; workers get the term's value
 		l.wg.Add(1)
-		go func(rev uint64) {
+		go func() {
 			defer l.wg.Done()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fireTimeout)
 			defer cancel()
-			r := l.fire(fctx, e, rev)
-			r.e = e
-			l.results <- r // never blocks: capacity = workers >= busy
-		}(e.rev)
+			for _, r := range l.fireBatch(fctx, batch, since) {
+				l.results <- r // never blocks: capacity = workers >= busy
+			}
+		}()
 	}
 }
 
@@ -321,7 +374,7 @@ func (l *leader) rearm() {
 // fire fires what is due of schedule id: read it, step it, publish its
 // occurrences, record the new state with compare-and-set. rev is the
 // revision the index knew.
-func (l *leader) fire(ctx context.Context, e *entry, rev uint64) (r result) {
+func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time) (r result) {
 	s, id := l.s, e.id
 	defer func() {
 		if r.due != 0 && r.due == e.retryAt {
@@ -340,7 +393,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64) (r result) {
 		read := sch.Revision
 		before := *sch
 		now := s.now()
-		occs, expired, stepErr := engine.Step(sch, now, l.since, l.opts)
+		occs, expired, stepErr := engine.Step(sch, now, since, l.opts)
 		if stepErr != nil {
 			s.log.Error("natsched: schedule cannot fire", "id", id, "err", stepErr)
 		}

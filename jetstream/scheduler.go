@@ -22,7 +22,7 @@ import (
 // Defaults.
 const (
 	DefaultLeaseTTL = 3 * time.Second
-	DefaultWorkers  = 64
+	DefaultWorkers  = 1024
 	// MinDuplicateWindow is the least duplicate window of the fire stream;
 	// the window is also at least 10 lease TTLs.
 	MinDuplicateWindow = 2 * time.Minute
@@ -157,7 +157,7 @@ func WithDuplicateWindow(d time.Duration) Option {
 }
 
 // WithWorkers bounds how many schedules the leader fires concurrently
-// (default 64).
+// (default 1024).
 func WithWorkers(n int) Option {
 	return func(o *options) error {
 		if n < 1 {

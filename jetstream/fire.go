@@ -1,0 +1,311 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/engine"
+)
+
+// job is one schedule of a batch.
+type job struct {
+	e   *entry
+	rev uint64             // the revision the index knew
+	sch *natsched.Schedule // its state: the index's copy when due soon, else read
+
+	before natsched.Schedule // state before the step, for recording errors
+	read   uint64            // revision the step started from
+	nfired int
+	acks   []js.PubAckFuture
+	state  js.PubAckFuture
+	err    error
+	res    result
+	done   bool
+}
+
+// readConcurrency bounds the reads of one batch for schedules the index
+// did not keep.
+const readConcurrency = 32
+
+// fireBatch fires a batch of due schedules with the network round trips
+// overlapped: every occurrence of the batch is published asynchronously,
+// the PubAcks are awaited together, then every new state is written as an
+// asynchronous compare-and-set on the bucket's subject and those acks are
+// awaited together. A conflict (someone wrote meanwhile) takes the careful
+// path for that schedule: read again, step, republish (JetStream drops the
+// duplicate), write. Invariants are those of fire: a state is recorded
+// only after the PubAcks of its occurrences.
+func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []result {
+	s := l.s
+	l.read(ctx, jobs)
+	now := s.now()
+	for i := range jobs {
+		j := &jobs[i]
+		if j.done {
+			continue
+		}
+		j.read = j.sch.Revision
+		j.before = *j.sch.Clone()
+		occs, expired, stepErr := engine.Step(j.sch, now, since, l.opts)
+		if stepErr != nil {
+			s.log.Error("natsched: schedule cannot fire", "id", j.e.id, "err", stepErr)
+			j.sch.LastError = stepErr.Error()
+		}
+		switch {
+		case expired:
+			j.res, j.done = l.fire(ctx, j.e, j.rev, since), true
+			continue
+		case len(occs) == 0 && stepErr == nil && j.sch.Status == j.before.Status &&
+			j.sch.NextRun.Equal(j.before.NextRun) && len(j.sch.Triggers) == len(j.before.Triggers):
+			// The index was stale: nothing is due in the stored state.
+			j.res, j.done = l.resultFor(j.read, j.sch), true
+			continue
+		}
+		j.nfired = len(occs)
+		for _, o := range occs {
+			m := natsched.FiredMessage(j.sch, o)
+			f, err := s.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+			if err != nil {
+				j.err = err
+				break
+			}
+			j.acks = append(j.acks, f)
+			if now.Sub(o.FireAt()) > l.opts.MisfireThreshold {
+				s.stats.late.Add(1)
+			}
+		}
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		if j.done {
+			continue
+		}
+		for _, f := range j.acks {
+			ack, err := l.await(ctx, f)
+			if err != nil {
+				j.err = err
+				break
+			}
+			if ack.Duplicate {
+				s.stats.duplicates.Add(1)
+			}
+		}
+		if j.err != nil {
+			s.stats.failures.Add(1)
+			l.recordError(ctx, &j.before, j.err)
+			j.res, j.done = l.retryLater(j.e, j.read, j.err), true
+			continue
+		}
+		if hook := s.faults.afterPublish; hook != nil && hook(j.e.id) {
+			j.res, j.done = result{rev: j.read, due: unixNano(engine.Due(&j.before, l.opts))}, true
+			continue
+		}
+		if j.before.LastError != "" && j.sch.LastError == j.before.LastError {
+			j.sch.LastError = "" // published fine this time
+		}
+		j.sch.Revision = 0
+		b, err := s.encode(j.sch)
+		if err == nil {
+			j.state, err = s.js.PublishMsgAsync(&nats.Msg{Subject: l.kvSubject(j.e.id), Data: b},
+				js.WithExpectLastSequencePerSubject(j.read))
+		}
+		if err != nil {
+			j.res, j.done = l.retryLater(j.e, j.read, err), true
+		}
+	}
+	out := make([]result, 0, len(jobs))
+	for i := range jobs {
+		j := &jobs[i]
+		if !j.done {
+			ack, err := l.await(ctx, j.state)
+			switch {
+			case err == nil:
+				s.stats.fired.Add(uint64(j.nfired))
+				j.sch.Revision = ack.Sequence
+				j.res = l.resultFor(ack.Sequence, j.sch)
+				j.e.retryAt, j.e.failures = 0, 0
+			case isConflict(err):
+				j.res = l.fire(ctx, j.e, j.rev, since) // careful path
+			default:
+				j.res = l.retryLater(j.e, j.read, err)
+			}
+		}
+		j.res.e = j.e
+		out = append(out, j.res)
+	}
+	return out
+}
+
+// ackWait bounds the wait for one PubAck; a publish not acknowledged by
+// then is retried (and deduplicated if it did land).
+const ackWait = 10 * time.Second
+
+// await waits for a PubAck. The futures of a connection that closes are
+// never resolved, so it also watches the connection.
+func (l *leader) await(ctx context.Context, f js.PubAckFuture) (*js.PubAck, error) {
+	deadline := time.NewTimer(ackWait)
+	defer deadline.Stop()
+	check := time.NewTicker(50 * time.Millisecond)
+	defer check.Stop()
+	for {
+		select {
+		case ack := <-f.Ok():
+			return ack, nil
+		case err := <-f.Err():
+			return nil, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return nil, errors.New("natsched: no PubAck within " + ackWait.String())
+		case <-check.C:
+			if l.s.nc.IsClosed() {
+				return nil, nats.ErrConnectionClosed
+			}
+		}
+	}
+}
+
+func (l *leader) resultFor(rev uint64, sch *natsched.Schedule) result {
+	due := engine.Due(sch, l.opts)
+	return result{rev: rev, due: unixNano(due), sch: l.cacheable(sch, due)}
+}
+
+// read brings every job's schedule up to date with one batched direct
+// get of the keys' last messages: reading at fire time is what makes a
+// cancel or replace acknowledged before the due time win over the index.
+// A job whose revision is the one the index decoded keeps that copy.
+// Without batch direct get (servers before 2.11) it reads key by key.
+func (l *leader) read(ctx context.Context, jobs []job) {
+	latest, err := l.lastMsgs(ctx, jobs)
+	if err != nil {
+		l.readEach(ctx, jobs)
+		return
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		m, ok := latest[j.e.id]
+		switch {
+		case !ok || m.deleted:
+			j.res, j.done = result{rev: j.rev, gone: true}, true
+		case j.sch != nil && j.sch.Revision == m.seq:
+		default:
+			sch := new(natsched.Schedule)
+			if err := json.Unmarshal(m.data, sch); err != nil {
+				l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", j.e.id, "err", err)
+				j.res, j.done = result{rev: m.seq, gone: true}, true
+				continue
+			}
+			sch.Revision = m.seq
+			j.sch = sch
+		}
+	}
+}
+
+type lastMsg struct {
+	seq     uint64
+	data    []byte
+	deleted bool
+}
+
+// lastMsgs asks the bucket's stream for the last message of every job's
+// key in one request ($JS.API.DIRECT.GET with multi_last) and collects the
+// replies until the end-of-batch status.
+func (l *leader) lastMsgs(ctx context.Context, jobs []job) (map[string]lastMsg, error) {
+	nc := l.s.nc
+	subjects := make([]string, len(jobs))
+	for i := range jobs {
+		subjects[i] = l.kvSubject(jobs[i].e.id)
+	}
+	body, _ := json.Marshal(map[string]any{"multi_last": subjects, "batch": len(jobs)})
+	inbox := nc.NewRespInbox()
+	ch := make(chan *nats.Msg, len(jobs)+1)
+	sub, err := nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+l.s.names.SchedulesBucket, inbox, body); err != nil {
+		return nil, err
+	}
+	prefix := "$KV." + l.s.names.SchedulesBucket + "."
+	out := make(map[string]lastMsg, len(jobs))
+	deadline := time.NewTimer(ackWait)
+	defer deadline.Stop()
+	check := time.NewTicker(50 * time.Millisecond)
+	defer check.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return nil, errors.New("natsched: batch read: no reply within " + ackWait.String())
+		case <-check.C:
+			if nc.IsClosed() {
+				return nil, nats.ErrConnectionClosed
+			}
+		case m := <-ch:
+			switch status := m.Header.Get("Status"); status {
+			case "":
+			case "204":
+				return out, nil // end of batch
+			case "404":
+				return out, nil // none of the keys exists
+			default:
+				return nil, errors.New("natsched: batch read: " + status + " " + m.Header.Get("Description"))
+			}
+			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			if err != nil {
+				return nil, errors.New("natsched: batch read: bad sequence")
+			}
+			op := m.Header.Get("KV-Operation")
+			out[strings.TrimPrefix(m.Header.Get("Nats-Subject"), prefix)] = lastMsg{
+				seq: seq, data: m.Data, deleted: op == "DEL" || op == "PURGE"}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// readEach reads, concurrently, key by key.
+func (l *leader) readEach(ctx context.Context, jobs []job) {
+	sem := make(chan struct{}, readConcurrency)
+	var wg sync.WaitGroup
+	for i := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(j *job) {
+			defer func() { <-sem; wg.Done() }()
+			sch, err := l.s.load(ctx, j.e.id)
+			switch {
+			case errors.Is(err, natsched.ErrNotFound):
+				j.res, j.done = result{rev: j.rev, gone: true}, true
+			case err != nil:
+				j.res, j.done = l.retryLater(j.e, j.rev, err), true
+			default:
+				j.sch = sch
+			}
+		}(&jobs[i])
+	}
+	wg.Wait()
+}
+
+// kvSubject is where the bucket stores key id (what KeyValue.Update
+// publishes to).
+func (l *leader) kvSubject(id string) string {
+	return "$KV." + l.s.names.SchedulesBucket + "." + id
+}
+
+// isConflict reports a failed compare-and-set: the stream's last sequence
+// for the key was not the one expected.
+func isConflict(err error) bool {
+	var apiErr *js.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == js.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == js.JSErrCodeStreamWrongLastSequenceConstant)
+}
