@@ -12,18 +12,18 @@ func MatchPrefix(id, prefix string) bool {
 // CheckList validates list options and returns the page size to use.
 func CheckList(o *ListOptions) (int, error) {
 	if o.Prefix != "" && !ValidID(o.Prefix) {
-		return 0, Invalid("prefix", "%q is not a valid ID prefix", truncate(o.Prefix))
+		return 0, Invalid("prefix", "%q is not a valid ID prefix", Truncate(o.Prefix))
 	}
 	switch o.Status {
 	case "", StatusActive, StatusPaused, StatusDone:
 	default:
-		return 0, Invalid("status", "must be active, paused, done or empty, got %q", truncate(string(o.Status)))
+		return 0, Invalid("status", "must be active, paused, done or empty, got %q", Truncate(string(o.Status)))
 	}
 	if o.Limit < 0 {
 		return 0, Invalid("limit", "must not be negative")
 	}
 	if o.After != "" && !ValidID(o.After) {
-		return 0, Invalid("after", "%q is not a cursor from a previous page", truncate(o.After))
+		return 0, Invalid("after", "%q is not a cursor from a previous page", Truncate(o.After))
 	}
 	switch {
 	case o.Limit == 0:

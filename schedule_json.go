@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 )
@@ -208,7 +208,7 @@ func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, err
 			if k == "" {
 				return nil, Invalid("body", "a field has an empty name")
 			}
-			return nil, Invalid(k, "unknown field")
+			return nil, Invalid(Truncate(k), "unknown field")
 		}
 		if string(v) == "null" {
 			continue
@@ -344,12 +344,12 @@ func tim(field string, v json.RawMessage, out *time.Time) error {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return Invalid(field, "expected an RFC 3339 time such as 2026-11-27T21:00:00Z, got %q", s)
+		return Invalid(field, "expected an RFC 3339 time such as 2026-11-27T21:00:00Z, got %q", Truncate(s))
 	}
 	// Replies are in UTC; a time whose UTC year leaves 1-9999 could not be
 	// written back.
 	if y := t.UTC().Year(); y < 1 || y > 9999 {
-		return Invalid(field, "%q is out of range", s)
+		return Invalid(field, "%q is out of range", Truncate(s))
 	}
 	*out = t.UTC()
 	return nil
@@ -362,10 +362,10 @@ func dur(field string, v json.RawMessage, out *time.Duration) error {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return Invalid(field, "bad duration %q (use Go syntax such as \"90s\" or \"1h30m\")", s)
+		return Invalid(field, "bad duration %q (use Go syntax such as \"90s\" or \"1h30m\")", Truncate(s))
 	}
 	if d < 0 {
-		return Invalid(field, "must not be negative, got %s", s)
+		return Invalid(field, "must not be negative, got %s", Truncate(s))
 	}
 	*out = d
 	return nil
@@ -401,7 +401,7 @@ func header(v json.RawMessage) (nats.Header, error) {
 		if err := json.Unmarshal(v, &list); err != nil {
 			var one string
 			if err := json.Unmarshal(v, &one); err != nil {
-				return nil, Invalid("header", "%q: expected a string or a list of strings", k)
+				return nil, Invalid("header", "%q: expected a string or a list of strings", Truncate(k))
 			}
 			list = []string{one}
 		}
@@ -483,16 +483,16 @@ func (s *Schedule) Validate() error {
 		if s.ID == "" {
 			return Invalid("id", "required")
 		}
-		return Invalid("id", "%q is not 1-255 characters of dot-separated tokens of [A-Za-z0-9_-]", truncate(s.ID))
+		return Invalid("id", "%q is not 1-255 characters of dot-separated tokens of [A-Za-z0-9_-]", Truncate(s.ID))
 	}
 	if s.Subject == "" {
 		return Invalid("subject", "required")
 	}
 	if !ValidSubject(s.Subject) {
-		return Invalid("subject", "%q is not a subject to publish to (no wildcards, spaces or empty tokens)", truncate(s.Subject))
+		return Invalid("subject", "%q is not a subject to publish to (no wildcards, spaces or empty tokens)", Truncate(s.Subject))
 	}
 	if s.Type != "" && !ValidID(s.Type) {
-		return Invalid("type", "%q is not a dotted name of [A-Za-z0-9_-] tokens", truncate(s.Type))
+		return Invalid("type", "%q is not a dotted name of [A-Za-z0-9_-] tokens", Truncate(s.Type))
 	}
 	kinds := 0
 	for _, set := range []bool{!s.At.IsZero(), s.In != 0, s.Every != 0, s.Cron != ""} {
@@ -545,7 +545,7 @@ func (s *Schedule) Validate() error {
 	switch s.Misfire {
 	case "", MisfireSkip, MisfireOnce, MisfireAll:
 	default:
-		return Invalid("misfire", "must be skip, once or all, got %q", truncate(string(s.Misfire)))
+		return Invalid("misfire", "must be skip, once or all, got %q", Truncate(string(s.Misfire)))
 	}
 	if s.Catchup < 0 {
 		return Invalid("catchup", "must not be negative")
@@ -555,14 +555,14 @@ func (s *Schedule) Validate() error {
 	}
 	for k, vs := range s.Header {
 		if !validHeaderName(k) {
-			return Invalid("header", "%q is not a valid header name", truncate(k))
+			return Invalid("header", "%q is not a valid header name", Truncate(k))
 		}
 		if Reserved(k) {
-			return Invalid("header", "%q: names starting Nats- or Natsched- are reserved", k)
+			return Invalid("header", "%q: names starting Nats- or Natsched- are reserved", Truncate(k))
 		}
 		for _, v := range vs {
 			if strings.ContainsAny(v, "\r\n") {
-				return Invalid("header", "%q: values must not contain line breaks", k)
+				return Invalid("header", "%q: values must not contain line breaks", Truncate(k))
 			}
 		}
 	}
@@ -581,9 +581,16 @@ func firstKind(s *Schedule) string {
 	return "at"
 }
 
-func truncate(s string) string {
-	if len(s) > 64 {
-		return fmt.Sprintf("%s…", s[:64])
+// Truncate shortens s to about 64 bytes (on a rune boundary) for quoting
+// in an error message: messages quote requests, and a hostile request can
+// be as large as the server allows.
+func Truncate(s string) string {
+	if len(s) <= 64 {
+		return s
 	}
-	return s
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -456,11 +456,11 @@ func LoadZone(name string) (*time.Location, error) {
 		return l.(*time.Location), nil
 	}
 	if name == "Local" || len(name) > 64 || strings.ContainsAny(name, " \\\x00") || strings.Contains(name, "..") {
-		return nil, Invalid("tz", "unknown time zone %q", name)
+		return nil, Invalid("tz", "unknown time zone %q", Truncate(name))
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, Invalid("tz", "unknown time zone %q", name)
+		return nil, Invalid("tz", "unknown time zone %q", Truncate(name))
 	}
 	zones.Store(name, loc)
 	return loc, nil

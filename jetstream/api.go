@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natsched/natsched"
@@ -69,6 +71,12 @@ func (s *Scheduler) startAPI() (*api, error) {
 			return nil, fmt.Errorf("natsched: endpoint %s: %w", ep.name, err)
 		}
 	}
+	// The endpoints' subscriptions reach the server before Start returns,
+	// so a request right after Start finds a responder.
+	if err := s.nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("natsched: micro service: %w", err)
+	}
 	return a, nil
 }
 
@@ -94,25 +102,66 @@ func (a *api) serve(verb string, h func(context.Context, micro.Request, string) 
 				tail = "" // list, status
 			}
 			v, err := h(ctx, req, tail)
-			if err != nil {
-				code, msg := errorReply(err)
-				body, _ := json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": msg}})
-				_ = req.Error(strconv.Itoa(code), msg, body)
-				return
+			var body []byte
+			if err == nil {
+				body, err = json.Marshal(v)
 			}
-			body, err := json.Marshal(v)
-			if err != nil {
-				_ = req.Error("500", err.Error(), nil)
-				return
-			}
-			_ = req.Respond(body)
+			a.reply(req, body, err)
 		}()
 	}
+}
+
+// reply answers req. It publishes the reply itself rather than through
+// req.Respond or req.Error: those record the outcome in the request, which
+// micro reads as soon as the handler returns, and this handler returned
+// long ago (it replies from its own goroutine).
+func (a *api) reply(req micro.Request, body []byte, err error) {
+	if req.Reply() == "" {
+		return
+	}
+	m := nats.NewMsg(req.Reply())
+	if err != nil {
+		code, text := errorReply(err)
+		body, _ = json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": text}})
+		m.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(code))
+		m.Header.Set(micro.ErrorHeader, text)
+	}
+	m.Data = body
+	if err := a.s.nc.PublishMsg(m); err != nil {
+		a.s.log.Warn("natsched: could not reply", "subject", req.Subject(), "err", err)
+	}
+}
+
+// maxErrorLen bounds error messages on the wire: they quote the request,
+// and a reply over the server's max payload would never be sent.
+const maxErrorLen = 1024
+
+// wireText makes an error message safe for a header: one line, bounded.
+func wireText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == 0 {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	cut := maxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // errorReply maps an error to the contract's code and message. A 400's
 // message starts with the field it is about.
 func errorReply(err error) (int, string) {
+	code, text := errorCode(err)
+	return code, wireText(text)
+}
+
+func errorCode(err error) (int, string) {
 	trim := func(sentinel error) string {
 		return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
 	}
@@ -153,7 +202,7 @@ func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error
 		return nil, err
 	}
 	if sch.ID != "" && sch.ID != id {
-		return nil, natsched.Invalid("id", "%q in the body does not match %q in the subject", sch.ID, id)
+		return nil, natsched.Invalid("id", "%q in the body does not match %q in the subject", natsched.Truncate(sch.ID), id)
 	}
 	sch.ID = id
 	return a.s.put(ctx, sch, putOptions{accepted: accepted})
@@ -200,7 +249,7 @@ func decodeStrict(body []byte, v any) error {
 			return natsched.Invalid(te.Field, "expected %s", te.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-			return natsched.Invalid(field, "unknown field")
+			return natsched.Invalid(natsched.Truncate(field), "unknown field")
 		}
 		return natsched.Invalid("body", "expected a JSON object")
 	}

@@ -48,12 +48,19 @@ func (k *skew) get() time.Duration {
 	return k.offset
 }
 
-// WithClockSync turns the server clock estimate on or off. It is on by
+// WithClockSync turns the server clock estimate on or off. Offsets under
+// 25ms are treated as noise. It is on by
 // default with the real clock and off when WithClock injects another (a
 // simulated clock has nothing to do with the server's).
 func WithClockSync(on bool) Option {
 	return func(o *options) error { o.clockSync = &on; return nil }
 }
+
+// skewNoise: estimated offsets smaller than this are measurement noise (the
+// estimate of a host that shares the server's clock is minus the delivery
+// delay of a watch event, a few milliseconds) and are not applied, so that
+// acceptance times are not stamped before the request arrived.
+const skewNoise = 25 * time.Millisecond
 
 // now is the firing clock: the injected clock corrected by the estimated
 // server offset.
@@ -61,7 +68,11 @@ func (s *Scheduler) now() time.Time {
 	if !s.syncClock {
 		return s.clock.Now()
 	}
-	return s.clock.Now().Add(s.skew.get())
+	off := s.skew.get()
+	if off > -skewNoise && off < skewNoise {
+		return s.clock.Now()
+	}
+	return s.clock.Now().Add(off)
 }
 
 // ClockOffset reports the estimated offset of the server's clock from this

@@ -106,7 +106,7 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 			continue
 		}
 		if hook := s.faults.afterPublish; hook != nil && hook(j.e.id) {
-			j.res, j.done = result{rev: j.read, due: unixNano(engine.Due(&j.before, l.opts))}, true
+			j.res, j.done = result{rev: j.read, due: unixNano(engine.Due(&j.before, l.opts)), status: j.before.Status}, true
 			continue
 		}
 		if j.before.LastError != "" && j.sch.LastError == j.before.LastError {
@@ -176,7 +176,7 @@ func (l *leader) await(ctx context.Context, f js.PubAckFuture) (*js.PubAck, erro
 
 func (l *leader) resultFor(rev uint64, sch *natsched.Schedule) result {
 	due := engine.Due(sch, l.opts)
-	return result{rev: rev, due: unixNano(due), sch: l.cacheable(sch, due)}
+	return result{rev: rev, due: unixNano(due), sch: l.cacheable(sch, due), status: sch.Status}
 }
 
 // read brings every job's schedule up to date with one batched direct

@@ -122,7 +122,7 @@ func (x *index) take() *entry {
 // the due time and state that revision implies, or that the schedule is
 // gone. It returns what the watch delivered meanwhile if that is newer:
 // the caller applies it on top.
-func (x *index) finish(e *entry, rev uint64, due int64, gone bool, sch *natsched.Schedule) *pendingOp {
+func (x *index) finish(e *entry, rev uint64, due int64, gone bool, sch *natsched.Schedule, status natsched.Status) *pendingOp {
 	e.busy = false
 	latest := e.latest
 	e.latest = nil
@@ -135,6 +135,9 @@ func (x *index) finish(e *entry, rev uint64, due int64, gone bool, sch *natsched
 		return nil
 	}
 	e.rev, e.sch = max(e.rev, rev), sch
+	if status != "" {
+		x.markDone(e, status == natsched.StatusDone)
+	}
 	x.place(e, due)
 	return nil
 }

@@ -154,7 +154,7 @@ func (in *intake) apply(ctx context.Context, id string, m js.Msg, meta *js.MsgMe
 		return err
 	}
 	h := m.Headers()
-	if c := h.Get(HeaderCancel); c != "" {
+	if c := headerGet(h, HeaderCancel); c != "" {
 		switch strings.ToLower(strings.TrimSpace(c)) {
 		case "true":
 			_, err := in.s.Cancel(ctx, id)
@@ -188,10 +188,15 @@ func (in *intake) reject(id string, m js.Msg, cause error) {
 		}
 	}
 	_, text := errorReply(cause)
-	msg.Header.Set(natsched.HeaderError, strings.ReplaceAll(text, "\n", " "))
+	msg.Header.Set(natsched.HeaderError, text)
 	msg.Data = m.Data()
 	if err := s.nc.PublishMsg(msg); err != nil {
-		s.log.Warn("natsched: could not publish a rejected intake message", "id", id, "err", err)
+		// Too large with its own headers and body: the error still goes out.
+		bare := nats.NewMsg(msg.Subject)
+		bare.Header.Set(natsched.HeaderError, text+" (original headers and body dropped: "+err.Error()+")")
+		if err := s.nc.PublishMsg(bare); err != nil {
+			s.log.Warn("natsched: could not publish a rejected intake message", "id", id, "err", err)
+		}
 	}
 	s.log.Info("natsched: intake message rejected", "id", id, "err", text)
 	_ = m.Ack()
@@ -208,18 +213,36 @@ var fieldHeaders = map[string]string{
 // headerError renames a field error after the intake header it is about.
 func headerError(err error) error {
 	var fe *natsched.FieldError
-	if errors.As(err, &fe) {
+	switch {
+	case errors.As(err, &fe):
 		if h, ok := fieldHeaders[fe.Field]; ok {
 			return natsched.Invalid(h, "%s", fe.Reason)
 		}
+	case errors.Is(err, natsched.ErrForbidden):
+		msg := strings.TrimPrefix(err.Error(), natsched.ErrForbidden.Error()+": ")
+		return fmt.Errorf("%w: %s: %s", natsched.ErrForbidden, HeaderTarget, strings.TrimPrefix(msg, "subject: "))
 	}
 	return err
+}
+
+// headerGet reads a header whatever the case of its name: publishers in
+// other languages do not all canonicalise.
+func headerGet(h nats.Header, name string) string {
+	if v := h.Get(name); v != "" {
+		return v
+	}
+	for k, vs := range h {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
 }
 
 // scheduleFromHeaders reads the header form of a schedule.
 func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Time) (*natsched.Schedule, error) {
 	sch := &natsched.Schedule{ID: id, Data: body}
-	spec := strings.TrimSpace(h.Get(HeaderSchedule))
+	spec := strings.TrimSpace(headerGet(h, HeaderSchedule))
 	switch {
 	case spec == "":
 		return nil, natsched.Invalid(HeaderSchedule, "required (@at <RFC 3339>, @in <duration>, @every <duration>, or a cron expression)")

@@ -82,6 +82,8 @@ type result struct {
 	due  int64
 	gone bool
 	sch  *natsched.Schedule // state at rev, if due soon
+	// status at rev, when the worker knows it ("" leaves the index's).
+	status natsched.Status
 }
 
 func newLeader(s *Scheduler) *leader {
@@ -207,7 +209,7 @@ func (l *leader) run(ctx context.Context) {
 			l.apply(e)
 		case r := <-l.results:
 			l.busy--
-			if newer := l.idx.finish(r.e, r.rev, r.due, r.gone, r.sch); newer != nil {
+			if newer := l.idx.finish(r.e, r.rev, r.due, r.gone, r.sch, r.status); newer != nil {
 				l.applyValue(r.e.id, newer.rev, newer.value)
 			}
 		case <-l.wake:
@@ -410,7 +412,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 		if len(occs) == 0 && stepErr == nil && sch.Status == before.Status &&
 			sch.NextRun.Equal(before.NextRun) && len(sch.Triggers) == len(before.Triggers) {
 			// The index was stale: nothing is due in the stored state.
-			return result{rev: read, due: unixNano(engine.Due(sch, l.opts))}
+			return result{rev: read, due: unixNano(engine.Due(sch, l.opts)), status: sch.Status}
 		}
 		for _, o := range occs {
 			if err := l.publish(ctx, sch, o, now); err != nil {
@@ -418,7 +420,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 				return l.retryLater(e, read, err)
 			}
 			if hook := s.faults.afterPublish; hook != nil && hook(id) {
-				return result{rev: read, due: unixNano(engine.Due(&before, l.opts))}
+				return result{rev: read, due: unixNano(engine.Due(&before, l.opts)), status: before.Status}
 			}
 		}
 		sch.LastError = ""
@@ -439,7 +441,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 		}
 		s.stats.fired.Add(uint64(len(occs)))
 		sch.Revision = nrev
-		return result{rev: nrev, due: unixNano(engine.Due(sch, l.opts))}
+		return result{rev: nrev, due: unixNano(engine.Due(sch, l.opts)), status: sch.Status}
 	}
 	return l.retryLater(e, rev, errors.New("too many concurrent writers"))
 }
