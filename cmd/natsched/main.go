@@ -1,0 +1,16 @@
+// Command natsched is the natsched daemon and CLI: `natsched server` runs a
+// scheduler (with an embedded NATS server unless --nats is given); add, ls,
+// get, cancel, pause, resume, trigger and status speak its wire API; next
+// checks a cron expression locally. See `natsched help`.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/natsched/natsched/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/natsched/natsched"
+)
+
+// humanTime renders an instant for people: UTC, RFC 3339, milliseconds
+// only when there are any; "-" for none.
+func humanTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.999Z07:00")
+}
+
+// relative renders how far t is from now ("in 4m59s", "2h ago").
+func relative(t, now time.Time) string {
+	d := t.Sub(now)
+	ago := d < 0
+	if ago {
+		d = -d
+	}
+	switch {
+	case d < time.Second:
+		d = d.Round(time.Millisecond)
+	case d < time.Hour:
+		d = d.Round(time.Second)
+	default:
+		d = d.Round(time.Minute)
+	}
+	if ago {
+		return d.String() + " ago"
+	}
+	return "in " + d.String()
+}
+
+// when describes the shape of a schedule in time.
+func when(s *natsched.Schedule) string {
+	switch {
+	case s.Cron != "":
+		if s.TZ != "" {
+			return "cron " + s.Cron + " (" + s.TZ + ")"
+		}
+		return "cron " + s.Cron
+	case s.Every > 0:
+		return "every " + s.Every.String()
+	case s.In > 0:
+		return "in " + s.In.String()
+	case !s.At.IsZero():
+		return "at " + humanTime(s.At)
+	}
+	return "-"
+}
+
+// formatSchedule prints one schedule as "field: value" lines, leaving out
+// options that are not set.
+func formatSchedule(w io.Writer, s *natsched.Schedule, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	line("id", s.ID)
+	line("subject", s.Subject)
+	if s.Type != "" {
+		line("type", s.Type)
+	}
+	line("when", when(s))
+	if !s.Start.IsZero() {
+		line("start", humanTime(s.Start))
+	}
+	if !s.End.IsZero() {
+		line("end", humanTime(s.End))
+	}
+	line("status", string(s.Status))
+	next := humanTime(s.NextRun)
+	if !s.NextRun.IsZero() {
+		next += " (" + relative(s.NextRun, now) + ")"
+	}
+	line("next run", next)
+	line("last run", humanTime(s.LastRun))
+	runs := strconv.FormatInt(s.Runs, 10)
+	if s.MaxRuns > 0 {
+		runs += " of " + strconv.FormatInt(s.MaxRuns, 10)
+	}
+	line("runs", runs)
+	if s.Misfire != "" {
+		line("misfire", string(s.Misfire))
+	}
+	if s.Catchup > 0 {
+		line("catchup", s.Catchup.String())
+	}
+	if s.Jitter > 0 {
+		line("jitter", s.Jitter.String())
+	}
+	keys := make([]string, 0, len(s.Header))
+	for k := range s.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range s.Header[k] {
+			line("header", k+": "+v)
+		}
+	}
+	line("data", describeData(s.Data))
+	line("created", humanTime(s.Created))
+	line("updated", humanTime(s.Updated))
+	line("revision", strconv.FormatUint(s.Revision, 10))
+	if s.LastError != "" {
+		line("last error", s.LastError)
+	}
+	return tw.Flush()
+}
+
+// describeData shows a payload: quoted when it is short printable text,
+// else its size and the start of its base64.
+func describeData(b []byte) string {
+	if len(b) == 0 {
+		return "(empty)"
+	}
+	size := fmt.Sprintf("%d bytes", len(b))
+	if len(b) == 1 {
+		size = "1 byte"
+	}
+	if len(b) <= 200 && utf8.Valid(b) && printable(string(b)) {
+		return strconv.Quote(string(b)) + " (" + size + ")"
+	}
+	enc := base64.StdEncoding.EncodeToString(b)
+	if len(enc) > 60 {
+		enc = enc[:60] + "…"
+	}
+	return size + ", base64 " + enc
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r < ' ' && r != '\t' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// formatTable prints schedules one a line.
+func formatTable(w io.Writer, scheds []*natsched.Schedule) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tNEXT RUN\tRUNS\tSUBJECT\tWHEN")
+	for _, s := range scheds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n",
+			s.ID, s.Status, humanTime(s.NextRun), s.Runs, s.Subject, when(s))
+	}
+	return tw.Flush()
+}
+
+// formatStatus prints a status reply: the contract's fields first, then any
+// others the service reports, by name.
+func formatStatus(w io.Writer, body []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return fmt.Errorf("unreadable status reply: %v", err)
+	}
+	order := []string{"instance", "leader", "is_leader", "pending", "fired", "late"}
+	var rest []string
+	for k := range m {
+		if !slices.Contains(order, k) {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, k := range append(order, rest...) {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			s = string(v)
+		}
+		if k == "leader" && s == "" {
+			s = "(none)"
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", strings.ReplaceAll(k, "_", " "), s)
+	}
+	return tw.Flush()
+}
