@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/natsched/natsched/internal/bench"
 	"io"
 	"strings"
 )
@@ -79,6 +80,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 func run(ctx context.Context, e *env, args []string) int {
 	args = hoistGlobalFlags(args)
+	if len(args) > 0 && args[0] == "bench" {
+		// The benchmark has its own flags; it joins a server with --nats.
+		return bench.Main(ctx, benchArgs(args[1:]), e.stdout, e.stderr)
+	}
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, mainUsage())
 		return ExitUsage
@@ -288,11 +293,35 @@ func wantArgs(args []string, names ...string) error {
 	return nil
 }
 
+// benchCommand is listed in help; run hands bench its arguments untouched.
 var benchCommand = &command{
 	name:    "bench",
-	summary: "measure throughput and lateness (not implemented yet)",
-	usage:   "Usage: natsched bench\n\nNot implemented yet.\n",
+	summary: "measure throughput, lateness and memory, optionally against NATS server message schedules",
+	usage:   "Usage: natsched bench [--workloads spread,instant,burst,create,pending,failover,idle] [--compare-native] [--raw] [--json] [--nats URL]\n\nRun 'natsched bench -h' for every flag.\n",
 	run: func(ctx context.Context, e *env, args []string) error {
-		return errors.New("not implemented yet")
+		if code := bench.Main(ctx, benchArgs(args), e.stdout, e.stderr); code != 0 {
+			return fmt.Errorf("exit status %d", code)
+		}
+		return nil
 	},
+}
+
+// benchArgs turns the global -s/--server into bench's --nats.
+func benchArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "s" || name == "server") {
+			if hasValue {
+				out = append(out, "--nats="+value)
+			} else if i+1 < len(args) {
+				out = append(out, "--nats", args[i+1])
+				i++
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }

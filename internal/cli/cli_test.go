@@ -260,9 +260,13 @@ func TestHelp(t *testing.T) {
 
 func TestBench(t *testing.T) {
 	t.Parallel()
-	code, _, errOut := runCLI(t, "", "bench")
-	require.Equal(t, ExitServer, code)
-	require.Equal(t, "natsched bench: not implemented yet\n", errOut)
+	code, out, _ := runCLI(t, "", "bench", "-h")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, "--compare-native")
+	code, _, _ = runCLI(t, "", "bench", "--workloads", "nonsense")
+	require.Equal(t, ExitUsage, code)
+	require.Equal(t, []string{"--nats", "nats://x:1", "--raw", "--nats=nats://y:2"},
+		benchArgs([]string{"-s", "nats://x:1", "--raw", "--server=nats://y:2"}))
 }
 
 func TestBuildPut(t *testing.T) {
