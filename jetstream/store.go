@@ -164,11 +164,19 @@ func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, po putOption
 	if err := s.checkTarget(ctx, in.Subject); err != nil {
 		return nil, err
 	}
+	// Most puts create a new ID: try that first (one round trip) and read
+	// the stored schedule only if the key turns out to exist.
+	optimistic := in.Revision == 0
 	for range maxCASAttempts {
-		prev, err := s.load(ctx, in.ID)
-		if err != nil && !errors.Is(err, natsched.ErrNotFound) {
-			return nil, err
+		var prev *natsched.Schedule
+		var err error
+		if !optimistic {
+			prev, err = s.load(ctx, in.ID)
+			if err != nil && !errors.Is(err, natsched.ErrNotFound) {
+				return nil, err
+			}
 		}
+		optimistic = false
 		if in.Revision != 0 && (prev == nil || prev.Revision != in.Revision) {
 			return nil, fmt.Errorf("%w: revision: %d is not the current revision of %s", natsched.ErrConflict, in.Revision, in.ID)
 		}
