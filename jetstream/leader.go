@@ -47,7 +47,7 @@ type leader struct {
 	stopped    chan struct{} // closed when run returns
 
 	wake    chan struct{}
-	results chan result
+	results chan []result // one send per batch
 	timer   clock.Timer
 	timerAt int64
 	busy    int
@@ -89,7 +89,7 @@ type result struct {
 func newLeader(s *Scheduler) *leader {
 	return &leader{
 		s: s, idx: newIndex(), opts: s.o.engine,
-		wake: make(chan struct{}, 1), results: make(chan result, s.o.workers),
+		wake: make(chan struct{}, 1), results: make(chan []result, s.o.workers),
 		query: make(chan chan snapshot), control: make(chan control),
 		stopped: make(chan struct{}),
 	}
@@ -207,10 +207,14 @@ func (l *leader) run(ctx context.Context) {
 				continue
 			}
 			l.apply(e)
-		case r := <-l.results:
-			l.busy--
-			if newer := l.idx.finish(r.e, r.rev, r.due, r.gone, r.sch, r.status); newer != nil {
-				l.applyValue(r.e.id, newer.rev, newer.value)
+		case rs := <-l.results:
+			// A whole batch at once, so that the freed room is filled with
+			// full batches rather than one schedule at a time.
+			for _, r := range rs {
+				l.busy--
+				if newer := l.idx.finish(r.e, r.rev, r.due, r.gone, r.sch, r.status); newer != nil {
+					l.applyValue(r.e.id, newer.rev, newer.value)
+				}
 			}
 		case <-l.wake:
 			l.timerAt = 0
@@ -346,9 +350,7 @@ func (l *leader) dispatch(ctx context.Context) {
 			defer l.wg.Done()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fireTimeout)
 			defer cancel()
-			for _, r := range l.fireBatch(fctx, batch, since) {
-				l.results <- r // never blocks: capacity = workers >= busy
-			}
+			l.results <- l.fireBatch(fctx, batch, since) // never blocks: batches in flight <= workers
 		}()
 	}
 }
