@@ -294,6 +294,7 @@ func testCronTimeZone(t *testing.T, h *Harness) {
 	require.Equal(t, want, s.NextRun)
 	h.Clock.Set(want)
 	h.checkFire(t, h.Recorder.WaitFor(t, "ny", 1)[0], "ny", want, 1)
+	h.settle(t) // state is written after the fire is published
 	require.Equal(t, want.Add(24*time.Hour), h.get(t, "ny").NextRun)
 }
 
