@@ -145,9 +145,10 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 	return out
 }
 
-// ackWait bounds the wait for one PubAck; a publish not acknowledged by
-// then is retried (and deduplicated if it did land).
-const ackWait = 10 * time.Second
+// ackWait bounds the wait for one PubAck. A publish caught by a stream
+// leader change gets no PubAck at all; it is retried after this (and
+// deduplicated if it did land), rather than after the whole fire timeout.
+const ackWait = 3 * time.Second
 
 // await waits for a PubAck. The futures of a connection that closes are
 // never resolved, so it also watches the connection.

@@ -450,7 +450,9 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 
 func (l *leader) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) error {
 	m := natsched.FiredMessage(sch, o)
-	ack, err := l.s.js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	pctx, cancel := context.WithTimeout(ctx, ackWait)
+	defer cancel()
+	ack, err := l.s.js.PublishMsg(pctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 	if err != nil {
 		l.s.stats.failures.Add(1)
 		return err
