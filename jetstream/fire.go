@@ -21,6 +21,8 @@ type job struct {
 	e   *entry
 	rev uint64             // the revision the index knew
 	sch *natsched.Schedule // its state: the index's copy when due soon, else read
+	// failures: fires of it that failed in a row (for the backoff)
+	failures int32
 
 	before natsched.Schedule // state before the step, for recording errors
 	read   uint64            // revision the step started from
@@ -62,7 +64,7 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 		}
 		switch {
 		case expired:
-			j.res, j.done = l.fire(ctx, j.e, j.rev, since), true
+			j.res, j.done = l.fire(ctx, j.e, j.rev, since, j.failures), true
 			continue
 		case len(occs) == 0 && stepErr == nil && j.sch.Status == j.before.Status &&
 			j.sch.NextRun.Equal(j.before.NextRun) && len(j.sch.Triggers) == len(j.before.Triggers):
@@ -102,7 +104,7 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 		if j.err != nil {
 			s.stats.failures.Add(1)
 			l.recordError(ctx, &j.before, j.err)
-			j.res, j.done = l.retryLater(j.e, j.read, j.err), true
+			j.res, j.done = l.retryLater(j.e.id, j.failures, j.read, j.err), true
 			continue
 		}
 		if hook := s.faults.afterPublish; hook != nil && hook(j.e.id) {
@@ -119,7 +121,7 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 				js.WithExpectLastSequencePerSubject(j.read))
 		}
 		if err != nil {
-			j.res, j.done = l.retryLater(j.e, j.read, err), true
+			j.res, j.done = l.retryLater(j.e.id, j.failures, j.read, err), true
 		}
 	}
 	out := make([]result, 0, len(jobs))
@@ -132,11 +134,10 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 				s.stats.fired.Add(uint64(j.nfired))
 				j.sch.Revision = ack.Sequence
 				j.res = l.resultFor(ack.Sequence, j.sch)
-				j.e.retryAt, j.e.failures = 0, 0
 			case isConflict(err):
-				j.res = l.fire(ctx, j.e, j.rev, since) // careful path
+				j.res = l.fire(ctx, j.e, j.rev, since, j.failures) // careful path
 			default:
-				j.res = l.retryLater(j.e, j.read, err)
+				j.res = l.retryLater(j.e.id, j.failures, j.read, err)
 			}
 		}
 		j.res.e = j.e
@@ -288,7 +289,7 @@ func (l *leader) readEach(ctx context.Context, jobs []job) {
 			case errors.Is(err, natsched.ErrNotFound):
 				j.res, j.done = result{rev: j.rev, gone: true}, true
 			case err != nil:
-				j.res, j.done = l.retryLater(j.e, j.rev, err), true
+				j.res, j.done = l.retryLater(j.e.id, j.failures, j.rev, err), true
 			default:
 				j.sch = sch
 			}

@@ -25,17 +25,37 @@ type entry struct {
 	// latest until it reports back.
 	busy bool
 	done bool // the schedule's status is done
+	// sch is the decoded state at rev, kept only while the schedule is due
+	// soon (see cacheHorizon), so that firing needs no read.
+	sch *natsched.Schedule
+	// x holds what few entries need (a retry backoff, a write seen while
+	// firing); kept apart so that a million idle entries stay small.
+	x *entryExtra
+}
+
+type entryExtra struct {
 	// retryAt: after a failed fire, not before this (unix ns), whatever
 	// the stored state says; failures counts them for the backoff. Both
 	// belong to the worker while busy.
 	retryAt  int64
 	failures int32
-	// sch is the decoded state at rev, kept only while the schedule is due
-	// soon (see cacheHorizon), so that firing needs no read.
-	sch *natsched.Schedule
 	// latest is what the watch delivered while a worker held the entry;
 	// it wins over the worker's result if newer (nil value: deleted).
 	latest *pendingOp
+}
+
+func (e *entry) extra() *entryExtra {
+	if e.x == nil {
+		e.x = &entryExtra{}
+	}
+	return e.x
+}
+
+func (e *entry) retryAt() int64 {
+	if e.x == nil {
+		return 0
+	}
+	return e.x.retryAt
 }
 
 type pendingOp struct {
@@ -75,8 +95,8 @@ func (x *index) markDone(e *entry, done bool) {
 }
 
 func (x *index) place(e *entry, due int64) {
-	if due != 0 && due < e.retryAt {
-		due = e.retryAt
+	if r := e.retryAt(); due != 0 && due < r {
+		due = r
 	}
 	e.due = due
 	switch {
@@ -118,27 +138,36 @@ func (x *index) take() *entry {
 	return e
 }
 
-// finish records a worker's result for e: the revision it wrote or read,
-// the due time and state that revision implies, or that the schedule is
-// gone. It returns what the watch delivered meanwhile if that is newer:
-// the caller applies it on top.
-func (x *index) finish(e *entry, rev uint64, due int64, gone bool, sch *natsched.Schedule, status natsched.Status) *pendingOp {
+// finish records a worker's result: the revision it wrote or read, the
+// due time and state that revision implies or that the schedule is gone,
+// and the retry backoff after a failure. It returns what the watch
+// delivered meanwhile if that is newer: the caller applies it on top.
+func (x *index) finish(r result) *pendingOp {
+	e := r.e
 	e.busy = false
-	latest := e.latest
-	e.latest = nil
-	if latest != nil && latest.rev > rev {
+	var latest *pendingOp
+	if e.x != nil {
+		latest, e.x.latest = e.x.latest, nil
+	}
+	if r.retryAt != 0 {
+		ex := e.extra()
+		ex.retryAt, ex.failures = r.retryAt, r.failures
+	} else if e.x != nil {
+		e.x = nil // success: no backoff, and latest was taken
+	}
+	if latest != nil && latest.rev > r.rev {
 		e.sch = nil
 		return latest
 	}
-	if gone {
-		x.remove(e.id, rev)
+	if r.gone {
+		x.remove(e.id, r.rev)
 		return nil
 	}
-	e.rev, e.sch = max(e.rev, rev), sch
-	if status != "" {
-		x.markDone(e, status == natsched.StatusDone)
+	e.rev, e.sch = max(e.rev, r.rev), r.sch
+	if r.status != "" {
+		x.markDone(e, r.status == natsched.StatusDone)
 	}
-	x.place(e, due)
+	x.place(e, r.due)
 	return nil
 }
 

@@ -84,6 +84,9 @@ type result struct {
 	sch  *natsched.Schedule // state at rev, if due soon
 	// status at rev, when the worker knows it ("" leaves the index's).
 	status natsched.Status
+	// retryAt and failures: the backoff after a failed fire (0: success).
+	retryAt  int64
+	failures int32
 }
 
 func newLeader(s *Scheduler) *leader {
@@ -212,7 +215,7 @@ func (l *leader) run(ctx context.Context) {
 			// full batches rather than one schedule at a time.
 			for _, r := range rs {
 				l.busy--
-				if newer := l.idx.finish(r.e, r.rev, r.due, r.gone, r.sch, r.status); newer != nil {
+				if newer := l.idx.finish(r); newer != nil {
 					l.applyValue(r.e.id, newer.rev, newer.value)
 				}
 			}
@@ -272,8 +275,8 @@ func (l *leader) apply(e js.KeyValueEntry) {
 		switch {
 		case ent.busy:
 			// A worker holds it; whatever is newest wins when it is done.
-			if ent.latest == nil || rev > ent.latest.rev {
-				ent.latest = &pendingOp{rev: rev, value: value}
+			if x := ent.extra(); x.latest == nil || rev > x.latest.rev {
+				x.latest = &pendingOp{rev: rev, value: value}
 			}
 			return
 		case rev <= ent.rev:
@@ -284,19 +287,66 @@ func (l *leader) apply(e js.KeyValueEntry) {
 }
 
 // applyValue indexes one revision of a schedule (value nil: deleted).
+// Only the fields that say when it is due are decoded, unless it is due
+// soon enough to keep whole: a new leader indexing a million schedules
+// spends its time here.
 func (l *leader) applyValue(id string, rev uint64, value []byte) {
 	if value == nil {
 		l.idx.remove(id, rev)
 		return
 	}
-	sch := new(natsched.Schedule)
-	if err := json.Unmarshal(value, sch); err != nil {
+	sch, err := dueView(id, value)
+	if err != nil {
 		l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", id, "err", err)
 		return
 	}
-	sch.Revision = rev
 	due := engine.Due(sch, l.opts)
-	l.idx.set(id, rev, unixNano(due), sch.Status == natsched.StatusDone, l.cacheable(sch, due))
+	var keep *natsched.Schedule
+	if !due.IsZero() && due.Sub(l.s.now()) <= cacheHorizon {
+		full := new(natsched.Schedule)
+		if err := json.Unmarshal(value, full); err == nil {
+			full.Revision = rev
+			keep = full
+		}
+	}
+	l.idx.set(id, rev, unixNano(due), sch.Status == natsched.StatusDone, keep)
+}
+
+// dueFields are the stored fields engine.Due reads.
+type dueFields struct {
+	Status     natsched.Status `json:"status"`
+	Paused     bool            `json:"paused"`
+	NextRun    string          `json:"next_run"`
+	Updated    string          `json:"updated"`
+	Jitter     string          `json:"jitter"`
+	Generation uint64          `json:"generation"`
+	Triggers   []string        `json:"triggers"`
+}
+
+// dueView decodes just enough of a stored schedule to tell when it is due.
+func dueView(id string, value []byte) (*natsched.Schedule, error) {
+	var f dueFields
+	if err := json.Unmarshal(value, &f); err != nil {
+		return nil, err
+	}
+	sch := &natsched.Schedule{ID: id, Status: f.Status, Paused: f.Paused, Generation: f.Generation}
+	var err error
+	parse := func(v string) time.Time {
+		if v == "" || err != nil {
+			return time.Time{}
+		}
+		var t time.Time
+		t, err = time.Parse(time.RFC3339Nano, v)
+		return t
+	}
+	sch.NextRun, sch.Updated = parse(f.NextRun), parse(f.Updated)
+	for _, tr := range f.Triggers {
+		sch.Triggers = append(sch.Triggers, parse(tr))
+	}
+	if f.Jitter != "" && err == nil {
+		sch.Jitter, err = time.ParseDuration(f.Jitter)
+	}
+	return sch, err
 }
 
 // cacheHorizon: schedules due within it keep their decoded state in the
@@ -336,6 +386,9 @@ func (l *leader) dispatch(ctx context.Context) {
 			e := l.idx.take()
 			l.busy++
 			j := job{e: e, rev: e.rev}
+			if e.x != nil {
+				j.failures = e.x.failures
+			}
 			if e.sch != nil && e.sch.Revision == e.rev {
 				j.sch = e.sch.Clone()
 			}
@@ -378,21 +431,15 @@ func (l *leader) rearm() {
 // fire fires what is due of schedule id: read it, step it, publish its
 // occurrences, record the new state with compare-and-set. rev is the
 // revision the index knew.
-func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time) (r result) {
+func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time, failures int32) result {
 	s, id := l.s, e.id
-	defer func() {
-		if r.due != 0 && r.due == e.retryAt {
-			return
-		}
-		e.retryAt, e.failures = 0, 0 // success
-	}()
 	for range maxCASAttempts {
 		sch, err := s.load(ctx, id)
 		if errors.Is(err, natsched.ErrNotFound) {
 			return result{rev: rev, gone: true}
 		}
 		if err != nil {
-			return l.retryLater(e, rev, err)
+			return l.retryLater(id, failures, rev, err)
 		}
 		read := sch.Revision
 		before := *sch
@@ -407,7 +454,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 				continue
 			}
 			if err != nil {
-				return l.retryLater(e, read, err)
+				return l.retryLater(id, failures, read, err)
 			}
 			return result{rev: read, gone: true}
 		}
@@ -419,7 +466,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 		for _, o := range occs {
 			if err := l.publish(ctx, sch, o, now); err != nil {
 				l.recordError(ctx, &before, err)
-				return l.retryLater(e, read, err)
+				return l.retryLater(id, failures, read, err)
 			}
 			if hook := s.faults.afterPublish; hook != nil && hook(id) {
 				return result{rev: read, due: unixNano(engine.Due(&before, l.opts)), status: before.Status}
@@ -432,20 +479,20 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 		sch.Revision = 0
 		b, err := s.encode(sch)
 		if err != nil {
-			return l.retryLater(e, read, err)
+			return l.retryLater(id, failures, read, err)
 		}
 		nrev, err := s.kv.Update(ctx, id, b, read)
 		if errors.Is(err, js.ErrKeyRevisionMismatch) {
 			continue // changed meanwhile: step the new state; republishing is deduplicated
 		}
 		if err != nil {
-			return l.retryLater(e, read, err)
+			return l.retryLater(id, failures, read, err)
 		}
 		s.stats.fired.Add(uint64(len(occs)))
 		sch.Revision = nrev
 		return result{rev: nrev, due: unixNano(engine.Due(sch, l.opts)), status: sch.Status}
 	}
-	return l.retryLater(e, rev, errors.New("too many concurrent writers"))
+	return l.retryLater(id, failures, rev, errors.New("too many concurrent writers"))
 }
 
 func (l *leader) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) error {
@@ -468,12 +515,12 @@ func (l *leader) publish(ctx context.Context, sch *natsched.Schedule, o natsched
 
 // retryLater reschedules a failed fire with exponential backoff (capped at
 // a minute): the occurrence is never skipped.
-func (l *leader) retryLater(e *entry, rev uint64, err error) result {
-	backoff := min(maxBackoff, 100*time.Millisecond<<min(e.failures, 10))
-	e.failures++
-	e.retryAt = l.s.now().Add(backoff).UnixNano()
-	l.s.log.Warn("natsched: fire failed; retrying", "id", e.id, "in", backoff, "err", err)
-	return result{rev: rev, due: e.retryAt}
+// failures is how many fires of it failed in a row before this one.
+func (l *leader) retryLater(id string, failures int32, rev uint64, err error) result {
+	backoff := min(maxBackoff, 100*time.Millisecond<<min(failures, 10))
+	at := l.s.now().Add(backoff).UnixNano()
+	l.s.log.Warn("natsched: fire failed; retrying", "id", id, "in", backoff, "err", err)
+	return result{rev: rev, due: at, retryAt: at, failures: failures + 1}
 }
 
 // recordError writes last_error to the unadvanced state so that users see
