@@ -29,15 +29,18 @@ import (
 // Liveness comes from the bucket TTL: a lease not renewed for TTL expires,
 // and with limit markers the expiry is pushed to every follower's watch,
 // which campaigns at once (after a small random delay so followers do not
-// stampede). Followers also retry every TTL in case a marker was missed.
+// stampede). Followers retry on a timer only while their watch is down or
+// the server has no limit markers, and after every reconnect.
 //
 // What local time is trusted for: only intervals on the lease clock. A
-// leader renews every TTL/4 and steps down when no renewal has been
-// confirmed within TTL/2 of sending the last confirmed one. The server
-// expires the key no earlier than TTL after it stored that renewal, which
-// came after it was sent, so a leader that cannot reach the server stops
-// firing at least TTL/2 before anyone else can win: the new leader needs
-// no extra wait of its own. If clocks drift or a publish was already in
+// leader renews every TTL/3 (one message a second at the default 3s) and
+// stops firing, then steps down, when no renewal has been confirmed within
+// 2/3 TTL of sending the last confirmed one. The server expires the key no
+// earlier than TTL after it stored that renewal, which came after it was
+// sent, so a leader that cannot reach the server stops firing at least
+// TTL/3 before anyone else can win: the new leader needs no extra wait of
+// its own. The price: a renewal slower than TTL/3 (a starved CPU, a
+// saturated link) costs the lease, and firing pauses until it expires. If clocks drift or a publish was already in
 // flight, the occurrence ID (Nats-Msg-Id) still makes JetStream drop the
 // second copy within the duplicate window (at least 10 TTLs).
 //

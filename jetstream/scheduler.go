@@ -314,7 +314,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	case s.started:
 		return nil
 	}
-	if err := s.ensureInfra(ctx); err != nil {
+	if err := s.ensureInfraRetrying(ctx); err != nil {
 		return err
 	}
 	for _, cfg := range s.o.consumers {
@@ -466,6 +466,30 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	}
 	st.Leader = name
 	return st, nil
+}
+
+// ensureInfraRetrying retries ensureInfra while JetStream is not ready to
+// answer (right after a cluster restart its streams have no leaders yet),
+// until ctx ends. Errors the server answers with are returned at once.
+func (s *Scheduler) ensureInfraRetrying(ctx context.Context) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.ensureInfra(actx)
+		cancel()
+		notReady := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+			errors.Is(err, nats.ErrTimeout) || errors.Is(err, js.ErrJetStreamNotEnabled)
+		if err == nil || !notReady || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("natsched: JetStream not ready; retrying", "err", err)
+		wait, stop := (&lease{s: s}).after(500 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			stop()
+			return err
+		case <-wait:
+		}
+	}
 }
 
 // ensureInfra creates or updates the buckets and streams.
