@@ -133,7 +133,7 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 			case err == nil:
 				s.stats.fired.Add(uint64(j.nfired))
 				j.sch.Revision = ack.Sequence
-				j.res = l.resultFor(ack.Sequence, j.sch)
+				j.res = l.wroteResult(ack.Sequence, j.sch)
 			case isConflict(err):
 				j.res = l.fire(ctx, j.e, j.rev, since, j.failures) // careful path
 			default:
@@ -150,6 +150,15 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 // leader change gets no PubAck at all; it is retried after this (and
 // deduplicated if it did land), rather than after the whole fire timeout.
 const ackWait = 3 * time.Second
+
+// opCtx bounds one request on the firing path by ackWait: a request to a
+// stream whose leader just went away gets no answer, and waiting out the
+// whole fire timeout would hold the occurrence back for 30s.
+func opCtx(ctx context.Context) context.Context {
+	c, cancel := context.WithTimeout(ctx, ackWait)
+	context.AfterFunc(c, cancel) // release the timer once c is done
+	return c
+}
 
 // await waits for a PubAck. The futures of a connection that closes are
 // never resolved, so it also watches the connection.
@@ -181,12 +190,22 @@ func (l *leader) resultFor(rev uint64, sch *natsched.Schedule) result {
 	return result{rev: rev, due: unixNano(due), sch: l.cacheable(sch, due), status: sch.Status}
 }
 
+// wroteResult is resultFor a state this leader just wrote at rev.
+func (l *leader) wroteResult(rev uint64, sch *natsched.Schedule) result {
+	r := l.resultFor(rev, sch)
+	r.wrote = true
+	return r
+}
+
 // read brings every job's schedule up to date with one batched direct
 // get of the keys' last messages: reading at fire time is what makes a
 // cancel or replace acknowledged before the due time win over the index.
 // A job whose revision is the one the index decoded keeps that copy.
 // Without batch direct get (servers before 2.11) it reads key by key.
 func (l *leader) read(ctx context.Context, jobs []job) {
+	if l.cachedAndFresh(ctx, jobs) {
+		return
+	}
 	latest, err := l.lastMsgs(ctx, jobs)
 	if err != nil {
 		l.readEach(ctx, jobs)
@@ -210,6 +229,26 @@ func (l *leader) read(ctx context.Context, jobs []job) {
 			j.sch = sch
 		}
 	}
+}
+
+// cachedAndFresh reports whether every job has the index's copy and those
+// copies are current: the bucket's last sequence, asked now (after the
+// batch was taken), holds nothing the loop cannot account for. It costs one
+// small request instead of reading every key, which is what lets a burst
+// of schedules created ahead of time fire without reading them back.
+func (l *leader) cachedAndFresh(ctx context.Context, jobs []job) bool {
+	entries := make([]*entry, len(jobs))
+	for i := range jobs {
+		if jobs[i].sch == nil {
+			return false
+		}
+		entries[i] = jobs[i].e
+	}
+	st, err := l.s.js.Stream(opCtx(ctx), "KV_"+l.s.names.SchedulesBucket)
+	if err != nil {
+		return false
+	}
+	return l.askFresh(ctx, st.CachedInfo().State.LastSeq, entries)
 }
 
 type lastMsg struct {
@@ -284,7 +323,7 @@ func (l *leader) readEach(ctx context.Context, jobs []job) {
 		sem <- struct{}{}
 		go func(j *job) {
 			defer func() { <-sem; wg.Done() }()
-			sch, err := l.s.load(ctx, j.e.id)
+			sch, err := l.s.load(opCtx(ctx), j.e.id)
 			switch {
 			case errors.Is(err, natsched.ErrNotFound):
 				j.res, j.done = result{rev: j.rev, gone: true}, true

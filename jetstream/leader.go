@@ -56,6 +56,19 @@ type leader struct {
 	npend   atomic.Int64
 	lastRev uint64 // highest bucket revision the watch delivered
 	query   chan chan snapshot
+	// own holds the bucket sequences of state writes this leader made and
+	// the watch has not delivered yet; fresh uses it to tell its own
+	// writes from anyone else's.
+	own   map[uint64]struct{}
+	fresh chan freshReq
+}
+
+// freshReq asks the loop whether the index's copies of a batch's
+// schedules are current as of bucket sequence last.
+type freshReq struct {
+	last    uint64
+	entries []*entry
+	reply   chan bool
 }
 
 // control starts (lead) or ends a term; done closes once the loop has
@@ -87,6 +100,7 @@ type result struct {
 	// retryAt and failures: the backoff after a failed fire (0: success).
 	retryAt  int64
 	failures int32
+	wrote    bool // rev is a state write of this leader's
 }
 
 func newLeader(s *Scheduler) *leader {
@@ -94,6 +108,7 @@ func newLeader(s *Scheduler) *leader {
 		s: s, idx: newIndex(), opts: s.o.engine,
 		wake: make(chan struct{}, 1), results: make(chan []result, s.o.workers),
 		query: make(chan chan snapshot), control: make(chan control),
+		own: make(map[uint64]struct{}), fresh: make(chan freshReq),
 		stopped: make(chan struct{}),
 	}
 }
@@ -215,6 +230,9 @@ func (l *leader) run(ctx context.Context) {
 			// full batches rather than one schedule at a time.
 			for _, r := range rs {
 				l.busy--
+				if r.wrote && r.rev > l.lastRev {
+					l.own[r.rev] = struct{}{}
+				}
 				if newer := l.idx.finish(r); newer != nil {
 					l.applyValue(r.e.id, newer.rev, newer.value)
 				}
@@ -230,6 +248,9 @@ func (l *leader) run(ctx context.Context) {
 			} else {
 				ending = append(ending, c.done)
 			}
+		case f := <-l.fresh:
+			f.reply <- l.isFresh(f.last, f.entries)
+			continue
 		case q := <-l.query:
 			q <- snapshot{leading: l.leading, ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
 			continue
@@ -267,6 +288,7 @@ func (l *leader) apply(e js.KeyValueEntry) {
 	}
 	rev := e.Revision()
 	l.lastRev = max(l.lastRev, rev)
+	delete(l.own, rev)
 	var value []byte
 	if e.Operation() == js.KeyValuePut {
 		value = e.Value()
@@ -367,6 +389,55 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
+// maxFreshGap bounds how many unseen sequences isFresh will vouch for.
+const maxFreshGap = 4096
+
+// isFresh reports whether nothing but this leader's own acknowledged state
+// writes lies between what the watch has delivered and sequence last, and
+// no entry of the batch was written while it was being fired: then the
+// copies the index gave the batch are current as of last.
+func (l *leader) isFresh(last uint64, entries []*entry) bool {
+	if len(l.own) > 2*maxFreshGap { // watch restarts skip sequences: prune
+		for seq := range l.own {
+			if seq <= l.lastRev {
+				delete(l.own, seq)
+			}
+		}
+	}
+	if last > l.lastRev+maxFreshGap {
+		return false
+	}
+	for seq := l.lastRev + 1; seq <= last; seq++ {
+		if _, ok := l.own[seq]; !ok {
+			return false
+		}
+	}
+	for _, e := range entries {
+		if e.x != nil && e.x.latest != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// askFresh asks the loop; false if it is gone.
+func (l *leader) askFresh(ctx context.Context, last uint64, entries []*entry) bool {
+	reply := make(chan bool, 1)
+	select {
+	case l.fresh <- freshReq{last: last, entries: entries, reply: reply}:
+	case <-l.stopped:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case ok := <-reply:
+		return ok
+	case <-l.stopped:
+		return false
+	}
+}
+
 // batchSize bounds the schedules one batch fires together.
 const batchSize = 256
 
@@ -434,7 +505,7 @@ func (l *leader) rearm() {
 func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time, failures int32) result {
 	s, id := l.s, e.id
 	for range maxCASAttempts {
-		sch, err := s.load(ctx, id)
+		sch, err := s.load(opCtx(ctx), id)
 		if errors.Is(err, natsched.ErrNotFound) {
 			return result{rev: rev, gone: true}
 		}
@@ -449,7 +520,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 			s.log.Error("natsched: schedule cannot fire", "id", id, "err", stepErr)
 		}
 		if expired {
-			err := s.kv.Delete(ctx, id, js.LastRevision(read))
+			err := s.kv.Delete(opCtx(ctx), id, js.LastRevision(read))
 			if errors.Is(err, js.ErrKeyRevisionMismatch) {
 				continue
 			}
@@ -481,7 +552,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 		if err != nil {
 			return l.retryLater(id, failures, read, err)
 		}
-		nrev, err := s.kv.Update(ctx, id, b, read)
+		nrev, err := s.kv.Update(opCtx(ctx), id, b, read)
 		if errors.Is(err, js.ErrKeyRevisionMismatch) {
 			continue // changed meanwhile: step the new state; republishing is deduplicated
 		}
@@ -535,5 +606,5 @@ func (l *leader) recordError(ctx context.Context, before *natsched.Schedule, err
 	if encErr != nil {
 		return
 	}
-	_, _ = l.s.kv.Update(ctx, c.ID, b, rev)
+	_, _ = l.s.kv.Update(opCtx(ctx), c.ID, b, rev)
 }
