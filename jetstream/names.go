@@ -46,8 +46,9 @@ func NamesFor(prefix string) Names {
 	}
 }
 
-// validPrefix: one token of [A-Za-z0-9_-], as bucket names allow.
-func validPrefix(p string) bool {
+// ValidPrefix reports whether p can prefix natsched's names: one token of
+// [A-Za-z0-9_-], at most 32 characters, as bucket names allow.
+func ValidPrefix(p string) bool {
 	if p == "" || len(p) > 32 {
 		return false
 	}

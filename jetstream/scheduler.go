@@ -59,7 +59,7 @@ func invalidOption(format string, args ...any) error {
 // "natsched"): one token of [A-Za-z0-9_-].
 func WithPrefix(p string) Option {
 	return func(o *options) error {
-		if !validPrefix(p) {
+		if !ValidPrefix(p) {
 			return invalidOption("prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", p)
 		}
 		o.prefix = p

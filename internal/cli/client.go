@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	natschedjs "github.com/natsched/natsched/jetstream"
 	"io"
 	"net/url"
 	"os"
@@ -72,7 +73,7 @@ func (c *connFlags) validate() error {
 	if strings.TrimSpace(c.urls) == "" {
 		return usagef("--server: empty URL")
 	}
-	if !validPrefix(c.prefix) {
+	if !natschedjs.ValidPrefix(c.prefix) {
 		return usagef("--prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", c.prefix)
 	}
 	if c.timeout <= 0 {
@@ -101,20 +102,6 @@ func (c *connFlags) options() []nats.Option {
 		opts = append(opts, nats.RootCAs(c.tlsCA))
 	}
 	return opts
-}
-
-// validPrefix: one token of [A-Za-z0-9_-], as the scheduler requires.
-func validPrefix(p string) bool {
-	if p == "" || len(p) > 32 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // redactURLs hides passwords and tokens in a comma-separated URL list, for

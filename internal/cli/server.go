@@ -127,7 +127,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 // mistake is a *usageError.
 func (f *serverFlags) validate() error {
 	f.embedded = !f.set["nats"]
-	if !validPrefix(f.conn.prefix) {
+	if !natschedjs.ValidPrefix(f.conn.prefix) {
 		return usagef("--prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", f.conn.prefix)
 	}
 	if err := f.conn.validateSecurity(); err != nil {
