@@ -65,8 +65,6 @@ type pendingOp struct {
 
 func newIndex() *index { return &index{byID: make(map[string]*entry)} }
 
-func (x *index) len() int { return len(x.heap) }
-
 // set records id at revision rev with due time due (0: nothing due) and,
 // for soon-due schedules, its decoded state. Older revisions than the one
 // already seen are ignored.

@@ -64,21 +64,11 @@ func nativeSchedule(schedPrefix, target string, i int, at time.Time) *nats.Msg {
 // publishAsync publishes n messages with PublishMsgAsync and waits for every
 // PubAck; it returns the first error.
 func (b *bench) publishAsync(ctx context.Context, n int, msg func(int) *nats.Msg, progress func(int)) (time.Duration, error) {
-	nc, err := b.connect("async publisher")
+	pub, err := b.newAsyncPublisher("async publisher")
 	if err != nil {
 		return 0, err
 	}
-	defer nc.Close()
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err)
-		}))
-	if err != nil {
-		return 0, err
-	}
+	defer pub.close()
 	var done atomic.Int64
 	stop := func() {}
 	if progress != nil {
@@ -90,22 +80,59 @@ func (b *bench) publishAsync(ctx context.Context, n int, msg func(int) *nats.Msg
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		if _, err := js.PublishMsgAsync(msg(i), stallWait); err != nil {
+		if _, err := pub.js.PublishMsgAsync(msg(i), stallWait); err != nil {
 			return 0, err
 		}
 		done.Add(1)
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(2 * time.Minute):
-		return 0, errors.New("PubAcks did not all arrive within 2m")
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d publishes failed: %v", f, n, firstErr.Load())
+	if err := pub.wait(ctx, n, "publishes"); err != nil {
+		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+// asyncPublisher is a connection publishing asynchronously, counting the
+// publishes whose PubAck reports an error.
+type asyncPublisher struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	failed   atomic.Int64
+	firstErr atomic.Value
+}
+
+func (b *bench) newAsyncPublisher(name string) (*asyncPublisher, error) {
+	nc, err := b.connect(name)
+	if err != nil {
+		return nil, err
+	}
+	p := &asyncPublisher{nc: nc}
+	p.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+			p.failed.Add(1)
+			p.firstErr.CompareAndSwap(nil, err)
+		}))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *asyncPublisher) close() { p.nc.Close() }
+
+// wait waits for every PubAck of n publishes and reports failures.
+func (p *asyncPublisher) wait(ctx context.Context, n int, what string) error {
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		return errors.New("PubAcks did not all arrive within 2m")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if f := p.failed.Load(); f > 0 {
+		return fmt.Errorf("%d of %d %s failed: %v", f, n, what, p.firstErr.Load())
+	}
+	return nil
 }
 
 // nativeFires runs spread, instant or burst through NATS server message

@@ -207,21 +207,11 @@ func (t *storedTemplate) render(dst []byte, id string, at time.Time, generation 
 // goroutines, and waits for every PubAck. progress, if not nil, is called
 // with the number published so far.
 func (b *bench) loadBucket(ctx context.Context, prefix string, n int, key func(int) string, subject string, at func(int) time.Time, progress func(int)) (time.Duration, error) {
-	nc, err := b.connect("loader")
+	pub, err := b.newAsyncPublisher("loader")
 	if err != nil {
 		return 0, err
 	}
-	defer nc.Close()
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err)
-		}))
-	if err != nil {
-		return 0, err
-	}
+	defer pub.close()
 	bucket := nsjs.NamesFor(prefix).SchedulesBucket
 	tmpl, err := newStoredTemplate(subject, time.Now())
 	if err != nil {
@@ -243,7 +233,7 @@ func (b *bench) loadBucket(ctx context.Context, prefix string, n int, key func(i
 				}
 				k := key(i)
 				v := tmpl.render(make([]byte, 0, 384), k, at(i), rand.Uint64()|1)
-				if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + bucket + "." + k, Data: v}, stallWait); err != nil {
+				if _, err := pub.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + bucket + "." + k, Data: v}, stallWait); err != nil {
 					errs <- fmt.Errorf("publish %s: %w", k, err)
 					return
 				}
@@ -261,15 +251,8 @@ func (b *bench) loadBucket(ctx context.Context, prefix string, n int, key func(i
 	if err := <-errs; err != nil {
 		return 0, err
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(2 * time.Minute):
-		return 0, errors.New("PubAcks did not all arrive within 2m")
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d bucket writes failed: %v", f, n, firstErr.Load())
+	if err := pub.wait(ctx, n, "bucket writes"); err != nil {
+		return 0, err
 	}
 	return time.Since(start), nil
 }
