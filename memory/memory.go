@@ -55,9 +55,8 @@ func WithErrorHandler(f func(*natsched.Message, error)) Option {
 	return func(s *Scheduler) error { s.onError = f; return nil }
 }
 
-// WithMisfireThreshold sets how late an occurrence may be, relative to the
-// moment this scheduler started leading, before it counts as missed
-// (default 1s).
+// WithMisfireThreshold sets how late an occurrence may fire before it
+// counts as missed and its schedule's misfire policy applies (default 1s).
 func WithMisfireThreshold(d time.Duration) Option {
 	return func(s *Scheduler) error {
 		if d <= 0 {
@@ -108,7 +107,6 @@ type Scheduler struct {
 	rev     uint64
 	gen     uint64
 	leading bool
-	since   time.Time
 	closed  bool
 	fired   uint64
 
@@ -142,7 +140,6 @@ func New(opts ...Option) (*Scheduler, error) {
 	// The scheduler owns this context and cancels it at Close; it only
 	// reaches handlers.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.since = s.clock.Now()
 	s.timer = s.clock.AfterFunc(time.Hour, s.tick)
 	s.timer.Stop()
 	return s, nil
@@ -187,8 +184,7 @@ func (s *Scheduler) TakeOver() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.leading = true
-	s.since = s.clock.Now()
-	s.rearm(s.since)
+	s.rearm(s.clock.Now())
 }
 
 // Fired returns how many occurrences have been fired.
@@ -407,7 +403,7 @@ func (s *Scheduler) tick() {
 	for len(s.index) > 0 && s.index[0].due <= now.UnixNano() {
 		it := s.index[0]
 		c := it.s.Clone()
-		occs, expired, err := engine.Step(c, now, s.since, s.opts)
+		occs, expired, err := engine.Step(c, now, s.opts)
 		if expired {
 			s.remove(it)
 			continue
@@ -422,7 +418,7 @@ func (s *Scheduler) tick() {
 		s.rev++
 		c.Revision = s.rev
 		it.s = c
-		due := engine.Due(c, s.opts)
+		due := engine.Requeue(engine.Due(c, s.opts), now)
 		if due.IsZero() {
 			heap.Remove(&s.index, it.pos)
 		} else {

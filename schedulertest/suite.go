@@ -50,6 +50,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"MisfireOnce", testMisfire(natsched.MisfireOnce)},
 		{"MisfireAll", testMisfire(natsched.MisfireAll)},
 		{"MisfireAllCatchup", testMisfireCatchup},
+		{"FallingBehind", testFallingBehind},
+		{"JitterBelowInterval", testJitterBelowInterval},
 		{"ManyExactlyOnce", testManyExactlyOnce},
 	}
 	for _, tc := range tests {
@@ -280,7 +282,7 @@ func testCronSecondsFirst(t *testing.T, h *Harness) {
 	require.Equal(t, now.Add(15*time.Second), s.NextRun, "six fields read seconds first")
 	daily := h.put(t, &natsched.Schedule{ID: "daily", Cron: "30 0 9 * * *"})
 	require.Equal(t, now.Add(9*time.Hour+30*time.Second), daily.NextRun)
-	h.Clock.Advance(time.Minute)
+	h.walk(t, time.Minute)
 	fires := h.Recorder.WaitFor(t, "sec", 4)
 	for i, f := range fires {
 		h.checkFire(t, f, "sec", now.Add(time.Duration(i+1)*15*time.Second), i+1)
@@ -303,6 +305,11 @@ func testCronDSTGap(t *testing.T, h *Harness) {
 	// exist, and a fixed-time job fires once, at 03:00 CEST (01:00 UTC).
 	h.Clock.Set(time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC))
 	h.put(t, &natsched.Schedule{ID: "dst", Cron: "30 2 * * *", TZ: "Europe/Berlin"})
+	// Reach each occurrence as a running scheduler would, not in one jump.
+	for _, at := range []time.Time{time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC), time.Date(2026, 3, 30, 0, 30, 0, 0, time.UTC)} {
+		h.Clock.Set(at.Add(-walkStep))
+		h.walk(t, walkStep)
+	}
 	h.Clock.Set(time.Date(2026, 3, 30, 12, 0, 0, 0, time.UTC))
 	fires := h.Recorder.WaitFor(t, "dst", 2)
 	h.settle(t)
@@ -314,7 +321,7 @@ func testCronDSTGap(t *testing.T, h *Harness) {
 
 func testMaxRuns(t *testing.T, h *Harness) {
 	h.put(t, &natsched.Schedule{ID: "max", Every: time.Second, MaxRuns: 3})
-	h.advance(t, 10*time.Second)
+	h.walk(t, 10*time.Second)
 	h.count(t, "max", 3)
 	s := h.get(t, "max")
 	require.Equal(t, natsched.StatusDone, s.Status)
@@ -325,7 +332,7 @@ func testMaxRuns(t *testing.T, h *Harness) {
 func testEnd(t *testing.T, h *Harness) {
 	now := h.Clock.Now()
 	h.put(t, &natsched.Schedule{ID: "end", Every: 10 * time.Second, End: now.Add(25 * time.Second)})
-	h.advance(t, time.Minute)
+	h.walk(t, time.Minute)
 	h.count(t, "end", 2)
 	require.Equal(t, natsched.StatusDone, h.get(t, "end").Status)
 }
@@ -422,7 +429,7 @@ func testTriggerMaxRuns(t *testing.T, h *Harness) {
 func testJitter(t *testing.T, h *Harness) {
 	now := h.Clock.Now()
 	h.put(t, &natsched.Schedule{ID: "jit", Every: 10 * time.Second, Jitter: 5 * time.Second})
-	h.advance(t, 200*time.Second)
+	h.walk(t, 200*time.Second)
 	fires := h.Recorder.For("jit")
 	require.GreaterOrEqual(t, len(fires), 19)
 	distinct := map[string]bool{}
@@ -617,6 +624,54 @@ func testMisfireCatchup(t *testing.T, h *Harness) {
 	for i, f := range fires {
 		require.Equal(t, now.Add(3*time.Hour-5*time.Minute+time.Duration(i)*time.Minute), f.Planned())
 	}
+}
+
+// testFallingBehind: a scheduler that finds a recurring schedule further
+// behind than the misfire threshold, with no downtime (a frozen process,
+// an overloaded leader: here one jump of the clock), applies the misfire
+// policy instead of replaying the backlog. A scheduler driven by the fake
+// clock's own timers (Exact) never falls behind.
+func testFallingBehind(t *testing.T, h *Harness) {
+	if h.Exact {
+		t.Skip("the scheduler runs on the fake clock's timers and never falls behind")
+	}
+	now := h.Clock.Now()
+	h.put(t, &natsched.Schedule{ID: "behind.once", Every: time.Second})
+	h.put(t, &natsched.Schedule{ID: "behind.skip", Every: time.Second, Misfire: natsched.MisfireSkip})
+	h.put(t, &natsched.Schedule{ID: "behind.all", Every: time.Second, Misfire: natsched.MisfireAll})
+	h.advance(t, 30*time.Second+500*time.Millisecond) // planned 1s ... 30s: all but 30s missed
+	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
+	planned := func(id string) []time.Time {
+		var out []time.Time
+		for _, f := range h.Recorder.For(id) {
+			out = append(out, f.Planned())
+		}
+		return out
+	}
+	require.Equal(t, []time.Time{at(29), at(30)}, planned("behind.once"), "once: the latest missed, then the cadence")
+	require.Equal(t, []time.Time{at(30)}, planned("behind.skip"), "skip: only what is within the threshold")
+	all := planned("behind.all")
+	require.Len(t, all, 30, "all: every missed one, oldest first")
+	for i, p := range all {
+		require.Equal(t, at(i+1), p)
+	}
+}
+
+// testJitterBelowInterval: a jitter as long as the gap between occurrences
+// would make each wait for the one before; it is refused.
+func testJitterBelowInterval(t *testing.T, h *Harness) {
+	for _, s := range []*natsched.Schedule{
+		{ID: "j.every", Subject: h.Subject + ".j", Every: 100 * time.Millisecond, Jitter: 5 * time.Second},
+		{ID: "j.equal", Subject: h.Subject + ".j", Every: time.Second, Jitter: time.Second},
+		{ID: "j.cron", Subject: h.Subject + ".j", Cron: "*/10 * * * * *", Jitter: 10 * time.Second},
+	} {
+		_, err := h.Scheduler.Put(ctx, s)
+		var fe *natsched.FieldError
+		require.ErrorAs(t, err, &fe, s.ID)
+		require.Equal(t, "jitter", fe.Field, s.ID)
+	}
+	h.put(t, &natsched.Schedule{ID: "j.ok", Every: time.Second, Jitter: 999 * time.Millisecond})
+	h.put(t, &natsched.Schedule{ID: "j.cronok", Cron: "0 9 * * *", Jitter: time.Hour})
 }
 
 func testManyExactlyOnce(t *testing.T, h *Harness) {

@@ -14,13 +14,17 @@ import (
 
 // Options tune the state machine.
 type Options struct {
-	// MisfireThreshold: an occurrence planned more than this before the
-	// current leader started is missed (default 1s).
+	// MisfireThreshold: an occurrence not fired within this of its planned
+	// time is missed, whether no leader ran (downtime, failover) or the
+	// leader fell behind (overload, a frozen process); its schedule's
+	// misfire policy applies (default 1s).
 	MisfireThreshold time.Duration
 	// Retention: how long done schedules stay readable (default 24h).
 	Retention time.Duration
-	// MaxFiresPerStep bounds the occurrences one Step returns (default
-	// 10000); the rest are due at once and come with the next Step.
+	// MaxFiresPerStep bounds the scheduled occurrences one Step returns
+	// (default 1; pending triggers come on top). The rest stay due: the caller steps the schedule
+	// again after whatever else is due, so that one schedule's backlog
+	// never holds others back.
 	MaxFiresPerStep int
 }
 
@@ -28,7 +32,7 @@ type Options struct {
 const (
 	DefaultMisfireThreshold = time.Second
 	DefaultRetention        = 24 * time.Hour
-	DefaultMaxFiresPerStep  = 10000
+	DefaultMaxFiresPerStep  = 1
 	// maxScan bounds how many cron occurrences a misfire computation walks.
 	maxScan = 1_000_000
 )
@@ -185,13 +189,14 @@ func Due(s *natsched.Schedule, o Options) time.Time {
 	return due
 }
 
-// Step fires what is due at now and advances s. leaderSince is when the
-// calling scheduler began firing: an occurrence planned more than the
-// misfire threshold before it was missed (nobody was running), and its
-// schedule's misfire policy applies. It returns the occurrences to
-// publish, in order, and whether s has outlived its retention and should be
-// deleted.
-func Step(s *natsched.Schedule, now, leaderSince time.Time, o Options) (fired []natsched.Occurrence, expired bool, err error) {
+// Step fires what is due at now and advances s. An occurrence planned
+// more than the misfire threshold before now was missed (nobody was
+// running, or the scheduler fell behind), and its schedule's misfire
+// policy applies. It returns the occurrences to publish, in order, and
+// whether s has outlived its retention and should be deleted. At most
+// MaxFiresPerStep scheduled occurrences come from one Step; if more are
+// due, Due still says so (see Requeue).
+func Step(s *natsched.Schedule, now time.Time, o Options) (fired []natsched.Occurrence, expired bool, err error) {
 	o = o.WithDefaults()
 	if s.Status == natsched.StatusDone && len(s.Triggers) == 0 {
 		return nil, !now.Before(s.Updated.Add(o.Retention)), nil
@@ -234,10 +239,13 @@ func Step(s *natsched.Schedule, now, leaderSince time.Time, o Options) (fired []
 				s.NextRun = time.Time{}
 			}
 		} else {
-			if cutoff := leaderSince.Add(-o.MisfireThreshold); s.NextRun.Before(cutoff) && !o.jittered(s, s.NextRun).After(now) {
-				misfire(s, w, now, cutoff, occ, full)
+			budget := o.MaxFiresPerStep
+			// Missed for sure: planned so long ago that even the largest
+			// jitter would have it fire more than the threshold ago.
+			if cutoff := now.Add(-o.MisfireThreshold - s.Jitter); s.NextRun.Before(cutoff) {
+				budget -= misfire(s, w, now, cutoff, budget, occ, full)
 			}
-			for n := 0; n < o.MaxFiresPerStep && !s.NextRun.IsZero() && !full(); n++ {
+			for n := 0; n < budget && !s.NextRun.IsZero() && !full(); n++ {
 				if o.jittered(s, s.NextRun).After(now) {
 					break
 				}
@@ -260,9 +268,22 @@ func Step(s *natsched.Schedule, now, leaderSince time.Time, o Options) (fired []
 	return fired, false, err
 }
 
+// Requeue is where a schedule goes in a due queue after a Step at now:
+// at its Due time, or at now if it is still due (a backlog the step's
+// budget left), so that it queues behind everything already due instead
+// of ahead of it.
+func Requeue(due, now time.Time) time.Time {
+	if !due.IsZero() && due.Before(now) {
+		return now
+	}
+	return due
+}
+
 // misfire applies the schedule's policy to the occurrences planned before
-// cutoff, leaving NextRun at the first occurrence at or after it.
-func misfire(s *natsched.Schedule, w window, now, cutoff time.Time, occ func(time.Time, bool), full func() bool) {
+// cutoff, leaving NextRun at the first occurrence at or after it. It fires
+// at most budget of them (policy all leaves NextRun at the next missed one)
+// and returns how many it fired.
+func misfire(s *natsched.Schedule, w window, now, cutoff time.Time, budget int, occ func(time.Time, bool), full func() bool) int {
 	resume := w.atOrAfter(cutoff)
 	switch s.Misfire {
 	case natsched.MisfireSkip:
@@ -284,19 +305,30 @@ func misfire(s *natsched.Schedule, w window, now, cutoff time.Time, occ func(tim
 			ring = append(ring, p)
 			p = w.after(p)
 		}
+		n := 0
 		for _, t := range ring {
 			if full() {
 				break
 			}
+			if n == budget {
+				s.NextRun = t // the rest come with the next steps
+				return n
+			}
 			occ(t, false)
+			n++
 		}
+		s.NextRun = resume
+		return n
 	default: // once
 		latest := lastBefore(s, w, cutoff)
 		if !latest.IsZero() {
 			occ(latest, false)
+			s.NextRun = resume
+			return 1
 		}
 	}
 	s.NextRun = resume
+	return 0
 }
 
 // lastBefore returns the latest occurrence from s.NextRun on that is
