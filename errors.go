@@ -22,6 +22,10 @@ var (
 	// ErrTooLarge: the stored schedule or the fired message would exceed the
 	// server's max payload (413).
 	ErrTooLarge = errors.New("natsched: payload too large")
+	// ErrUnreadable: a value stored in the bucket cannot be decoded as a
+	// schedule (422 on the wire). List skips such values, Cancel deletes
+	// them.
+	ErrUnreadable = errors.New("natsched: stored value unreadable")
 	// ErrUnavailable: the scheduler is not ready or is closed (503).
 	ErrUnavailable = errors.New("natsched: not ready")
 	// ErrClosed: the scheduler has been closed.

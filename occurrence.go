@@ -3,6 +3,7 @@ package natsched
 import (
 	"encoding/binary"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -94,4 +95,30 @@ func FiredMessage(s *Schedule, o Occurrence) *Message {
 		h.Set(HeaderJitter, o.Jitter.String())
 	}
 	return &Message{Subject: s.Subject, Header: h, Data: s.Data}
+}
+
+// MaxHeaderBytes is the most header bytes a JetStream stream stores with a
+// message: nats-server keeps the header length in 16 bits, whatever the
+// server's configuration, and refuses larger headers ("header size exceeds
+// maximum allowed of 64k").
+const MaxHeaderBytes = math.MaxUint16
+
+// HeaderBytes is the size of h on the wire: "NATS/1.0\r\n", one
+// "Key: value\r\n" line per value and a closing "\r\n".
+func HeaderBytes(h nats.Header) int {
+	n := len("NATS/1.0\r\n") + 2
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
+}
+
+// FiredHeaderBytes bounds the header bytes of every fired message of s:
+// its headers and natsched's, with the longest values natsched's can take.
+func FiredHeaderBytes(s *Schedule) int {
+	worst := Occurrence{ID: s.ID, Generation: math.MaxUint64, Planned: time.Unix(0, math.MaxInt64),
+		Run: math.MaxInt64, Jitter: s.Jitter, Trigger: true}
+	return HeaderBytes(FiredMessage(s, worst).Header)
 }

@@ -553,6 +553,9 @@ func (s *Schedule) Validate() error {
 	if s.Jitter < 0 {
 		return Invalid("jitter", "must not be negative")
 	}
+	if err := checkJitter(s); err != nil {
+		return err
+	}
 	for k, vs := range s.Header {
 		if !validHeaderName(k) {
 			return Invalid("header", "%q is not a valid header name", Truncate(k))
@@ -564,6 +567,46 @@ func (s *Schedule) Validate() error {
 			if strings.ContainsAny(v, "\r\n") {
 				return Invalid("header", "%q: values must not contain line breaks", Truncate(k))
 			}
+		}
+	}
+	return nil
+}
+
+// jitterSamples is how many gaps between a cron expression's occurrences
+// checkJitter looks at.
+const jitterSamples = 64
+
+// checkJitter refuses a jitter that reaches the gap between occurrences:
+// an occurrence is published at its planned time plus its jitter, and a
+// jitter that large would make later occurrences wait for earlier ones
+// (or overtake them). For cron the gap is the shortest among its first
+// occurrences after start (or 2000-01-01).
+func checkJitter(s *Schedule) error {
+	switch {
+	case s.Jitter == 0:
+	case s.Every > 0:
+		if s.Jitter >= s.Every {
+			return Invalid("jitter", "must be less than every (%s), got %s", s.Every, s.Jitter)
+		}
+	case s.Cron != "":
+		c, err := ParseCron(s.Cron, s.TZ)
+		if err != nil {
+			return nil // Validate reports the cron expression
+		}
+		prev := s.Start
+		if prev.IsZero() {
+			prev = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+		}
+		prev = c.Next(prev.Add(-time.Nanosecond))
+		for range jitterSamples {
+			next := c.Next(prev)
+			if prev.IsZero() || next.IsZero() {
+				break
+			}
+			if gap := next.Sub(prev); s.Jitter >= gap {
+				return Invalid("jitter", "must be less than the %s between occurrences of %q, got %s", gap, Truncate(s.Cron), s.Jitter)
+			}
+			prev = next
 		}
 	}
 	return nil

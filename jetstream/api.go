@@ -179,6 +179,8 @@ func errorCode(err error) (int, string) {
 		return 413, trim(natsched.ErrTooLarge)
 	case errors.Is(err, natsched.ErrConflict):
 		return 409, trim(natsched.ErrConflict)
+	case errors.Is(err, natsched.ErrUnreadable):
+		return 422, trim(natsched.ErrUnreadable)
 	case errors.Is(err, natsched.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return 503, err.Error()
 	}

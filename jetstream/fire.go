@@ -46,7 +46,7 @@ const readConcurrency = 32
 // path for that schedule: read again, step, republish (JetStream drops the
 // duplicate), write. Invariants are those of fire: a state is recorded
 // only after the PubAcks of its occurrences.
-func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []result {
+func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 	s := l.s
 	l.read(ctx, jobs)
 	now := s.now()
@@ -56,15 +56,21 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 			continue
 		}
 		j.read = j.sch.Revision
+		if mayFire(j.sch) {
+			if err := s.admit(j.e.id, j.sch); err != nil {
+				j.res, j.done = l.refuse(ctx, j.e.id, j.sch, err), true
+				continue
+			}
+		}
 		j.before = *j.sch.Clone()
-		occs, expired, stepErr := engine.Step(j.sch, now, since, l.opts)
+		occs, expired, stepErr := engine.Step(j.sch, now, l.opts)
 		if stepErr != nil {
 			s.log.Error("natsched: schedule cannot fire", "id", j.e.id, "err", stepErr)
 			j.sch.LastError = stepErr.Error()
 		}
 		switch {
 		case expired:
-			j.res, j.done = l.fire(ctx, j.e, j.rev, since, j.failures), true
+			j.res, j.done = l.fire(ctx, j.e, j.rev, j.failures), true
 			continue
 		case len(occs) == 0 && stepErr == nil && j.sch.Status == j.before.Status &&
 			j.sch.NextRun.Equal(j.before.NextRun) && len(j.sch.Triggers) == len(j.before.Triggers):
@@ -135,7 +141,7 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job, since time.Time) []r
 				j.sch.Revision = ack.Sequence
 				j.res = l.wroteResult(ack.Sequence, j.sch)
 			case isConflict(err):
-				j.res = l.fire(ctx, j.e, j.rev, since, j.failures) // careful path
+				j.res = l.fire(ctx, j.e, j.rev, j.failures) // careful path
 			default:
 				j.res = l.retryLater(j.e.id, j.failures, j.read, err)
 			}
@@ -185,9 +191,13 @@ func (l *leader) await(ctx context.Context, f js.PubAckFuture) (*js.PubAck, erro
 	}
 }
 
+// resultFor is the result of a stepped schedule whose state is sch at
+// rev: due again when its state says, or, if a backlog is left, in the
+// index's backlog (see index).
 func (l *leader) resultFor(rev uint64, sch *natsched.Schedule) result {
 	due := engine.Due(sch, l.opts)
-	return result{rev: rev, due: unixNano(due), sch: l.cacheable(sch, due), status: sch.Status}
+	at := engine.Requeue(due, l.s.now())
+	return result{rev: rev, due: unixNano(at), behind: !at.Equal(due), sch: l.cacheable(sch, due), status: sch.Status}
 }
 
 // wroteResult is resultFor a state this leader just wrote at rev.

@@ -10,10 +10,17 @@ import (
 // compact entries. Only schedules due within cacheHorizon keep their
 // decoded state (payload included); the others are read from the bucket
 // when they fire.
+//
+// Schedules whose last fire left a backlog (more was due than one step
+// fires) wait in a second heap, ordered by when they were put back: they
+// get what capacity is left once everything on time has been taken, one
+// turn each, so that one tenant's backlog never delays another's
+// occurrences.
 type index struct {
-	byID   map[string]*entry
-	heap   entryHeap
-	active int // entries that are not done
+	byID    map[string]*entry
+	heap    entryHeap // on time, by due time
+	backlog entryHeap // behind, by when they were put back
+	active  int       // entries that are not done
 }
 
 type entry struct {
@@ -25,6 +32,8 @@ type entry struct {
 	// latest until it reports back.
 	busy bool
 	done bool // the schedule's status is done
+	// behind: its last fire left a backlog; it waits in index.backlog.
+	behind bool
 	// sch is the decoded state at rev, kept only while the schedule is due
 	// soon (see cacheHorizon), so that firing needs no read.
 	sch *natsched.Schedule
@@ -93,18 +102,41 @@ func (x *index) markDone(e *entry, done bool) {
 }
 
 func (x *index) place(e *entry, due int64) {
+	x.placeIn(e, due, false)
+}
+
+// placeIn puts e at due in the on-time heap, or in the backlog.
+func (x *index) placeIn(e *entry, due int64, behind bool) {
 	if r := e.retryAt(); due != 0 && due < r {
 		due = r
 	}
-	e.due = due
+	if e.pos >= 0 && e.behind != behind {
+		x.unqueue(e)
+	}
+	e.due, e.behind = due, behind
+	h := x.queueOf(e)
 	switch {
 	case due == 0 && e.pos >= 0:
-		heap.Remove(&x.heap, int(e.pos))
+		heap.Remove(h, int(e.pos))
 	case due == 0:
 	case e.pos >= 0:
-		heap.Fix(&x.heap, int(e.pos))
+		heap.Fix(h, int(e.pos))
 	default:
-		heap.Push(&x.heap, e)
+		heap.Push(h, e)
+	}
+}
+
+func (x *index) queueOf(e *entry) *entryHeap {
+	if e.behind {
+		return &x.backlog
+	}
+	return &x.heap
+}
+
+// unqueue takes e out of whichever heap holds it.
+func (x *index) unqueue(e *entry) {
+	if e.pos >= 0 {
+		heap.Remove(x.queueOf(e), int(e.pos))
 	}
 }
 
@@ -114,24 +146,30 @@ func (x *index) remove(id string, rev uint64) {
 	if e == nil || rev < e.rev {
 		return
 	}
-	if e.pos >= 0 {
-		heap.Remove(&x.heap, int(e.pos))
-	}
+	x.unqueue(e)
 	x.markDone(e, true)
 	delete(x.byID, id)
 }
 
-// peek returns the earliest due time, or 0.
+// peek returns the earliest due time of either heap, or 0.
 func (x *index) peek() int64 {
-	if len(x.heap) == 0 {
-		return 0
+	var due int64
+	for _, h := range []entryHeap{x.heap, x.backlog} {
+		if len(h) > 0 && (due == 0 || h[0].due < due) {
+			due = h[0].due
+		}
 	}
-	return x.heap[0].due
+	return due
 }
 
-// take removes the earliest entry from the heap and marks it busy.
-func (x *index) take() *entry {
-	e := heap.Pop(&x.heap).(*entry)
+// take removes the next entry to fire, the earliest on time if it is due
+// by now (unix ns), else the longest-waiting one behind, and marks it busy.
+func (x *index) take(now int64) *entry {
+	h := &x.backlog
+	if len(x.heap) > 0 && (x.heap[0].due <= now || len(x.backlog) == 0) {
+		h = &x.heap
+	}
+	e := heap.Pop(h).(*entry)
 	e.busy = true
 	return e
 }
@@ -165,7 +203,7 @@ func (x *index) finish(r result) *pendingOp {
 	if r.status != "" {
 		x.markDone(e, r.status == natsched.StatusDone)
 	}
-	x.place(e, r.due)
+	x.placeIn(e, r.due, r.behind)
 	return nil
 }
 

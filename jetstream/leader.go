@@ -32,10 +32,9 @@ const maxBackoff = time.Minute
 // owns the index; workers only report back through results, and the lease
 // switches firing on and off through control.
 type leader struct {
-	s     *Scheduler
-	since time.Time // when the current term began, on the firing clock
-	idx   *index
-	opts  engine.Options
+	s    *Scheduler
+	idx  *index
+	opts engine.Options
 
 	leading  bool
 	isLeader atomic.Bool
@@ -74,9 +73,8 @@ type freshReq struct {
 // control starts (lead) or ends a term; done closes once the loop has
 // switched, and at the end of a term only after in-flight fires finished.
 type control struct {
-	lead  bool
-	since time.Time
-	done  chan struct{}
+	lead bool
+	done chan struct{}
 }
 
 // snapshot is the loop's state, for tests that wait until the leader has
@@ -101,6 +99,8 @@ type result struct {
 	retryAt  int64
 	failures int32
 	wrote    bool // rev is a state write of this leader's
+	// behind: the step left a backlog; due is when it was put back.
+	behind bool
 }
 
 func newLeader(s *Scheduler) *leader {
@@ -115,8 +115,8 @@ func newLeader(s *Scheduler) *leader {
 
 // switchTo asks the loop to start or end a term and waits until it has.
 // It returns false if the loop is gone.
-func (l *leader) switchTo(ctx context.Context, lead bool, since time.Time) bool {
-	c := control{lead: lead, since: since, done: make(chan struct{})}
+func (l *leader) switchTo(ctx context.Context, lead bool) bool {
+	c := control{lead: lead, done: make(chan struct{})}
 	select {
 	case l.control <- c:
 	case <-l.stopped:
@@ -240,7 +240,7 @@ func (l *leader) run(ctx context.Context) {
 		case <-l.wake:
 			l.timerAt = 0
 		case c := <-l.control:
-			l.leading, l.since = c.lead, c.since
+			l.leading = c.lead
 			l.isLeader.Store(c.lead)
 			if c.lead {
 				log.Info("natsched: firing", "schedules", len(l.idx.byID))
@@ -319,7 +319,10 @@ func (l *leader) applyValue(id string, rev uint64, value []byte) {
 	}
 	sch, err := dueView(id, value)
 	if err != nil {
-		l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", id, "err", err)
+		// Not a schedule (written by other means): nothing to fire, and
+		// whatever was indexed under the key before is gone.
+		l.s.log.Error("natsched: stored value is not a schedule; ignoring it", "id", id, "err", err)
+		l.idx.remove(id, rev)
 		return
 	}
 	due := engine.Due(sch, l.opts)
@@ -454,7 +457,7 @@ func (l *leader) dispatch(ctx context.Context) {
 			if due == 0 || due > now {
 				break
 			}
-			e := l.idx.take()
+			e := l.idx.take(now)
 			l.busy++
 			j := job{e: e, rev: e.rev}
 			if e.x != nil {
@@ -468,13 +471,12 @@ func (l *leader) dispatch(ctx context.Context) {
 		if len(batch) == 0 {
 			return
 		}
-		since := l.since // the loop owns it; workers get the term's value
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fireTimeout)
 			defer cancel()
-			l.results <- l.fireBatch(fctx, batch, since) // never blocks: batches in flight <= workers
+			l.results <- l.fireBatch(fctx, batch) // never blocks: batches in flight <= workers
 		}()
 	}
 }
@@ -502,20 +504,25 @@ func (l *leader) rearm() {
 // fire fires what is due of schedule id: read it, step it, publish its
 // occurrences, record the new state with compare-and-set. rev is the
 // revision the index knew.
-func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time, failures int32) result {
+func (l *leader) fire(ctx context.Context, e *entry, rev uint64, failures int32) result {
 	s, id := l.s, e.id
 	for range maxCASAttempts {
 		sch, err := s.load(opCtx(ctx), id)
-		if errors.Is(err, natsched.ErrNotFound) {
-			return result{rev: rev, gone: true}
+		if errors.Is(err, natsched.ErrNotFound) || errors.Is(err, natsched.ErrUnreadable) {
+			return result{rev: rev, gone: true} // nothing to fire
 		}
 		if err != nil {
 			return l.retryLater(id, failures, rev, err)
 		}
 		read := sch.Revision
+		if mayFire(sch) {
+			if err := s.admit(id, sch); err != nil {
+				return l.refuse(ctx, id, sch, err)
+			}
+		}
 		before := *sch
 		now := s.now()
-		occs, expired, stepErr := engine.Step(sch, now, since, l.opts)
+		occs, expired, stepErr := engine.Step(sch, now, l.opts)
 		if stepErr != nil {
 			s.log.Error("natsched: schedule cannot fire", "id", id, "err", stepErr)
 		}
@@ -532,7 +539,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 		if len(occs) == 0 && stepErr == nil && sch.Status == before.Status &&
 			sch.NextRun.Equal(before.NextRun) && len(sch.Triggers) == len(before.Triggers) {
 			// The index was stale: nothing is due in the stored state.
-			return result{rev: read, due: unixNano(engine.Due(sch, l.opts)), status: sch.Status}
+			return l.resultFor(read, sch)
 		}
 		for _, o := range occs {
 			if err := l.publish(ctx, sch, o, now); err != nil {
@@ -561,7 +568,7 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 		}
 		s.stats.fired.Add(uint64(len(occs)))
 		sch.Revision = nrev
-		return result{rev: nrev, due: unixNano(engine.Due(sch, l.opts)), status: sch.Status}
+		return l.wroteResult(nrev, sch)
 	}
 	return l.retryLater(id, failures, rev, errors.New("too many concurrent writers"))
 }

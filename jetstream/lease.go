@@ -198,11 +198,11 @@ func (l *lease) lead(ctx context.Context, rev uint64, term string) {
 	l.s.loop.leaseUntil.Store(clk.Now().Add(2 * l.ttl / 3).UnixNano())
 	// Start firing; whatever ends the term, stop firing (and let in-flight
 	// fires finish) before anything else.
-	if !l.s.loop.switchTo(ctx, true, l.s.now()) {
+	if !l.s.loop.switchTo(ctx, true) {
 		return
 	}
 	defer func() {
-		l.s.loop.switchTo(context.WithoutCancel(ctx), false, time.Time{})
+		l.s.loop.switchTo(context.WithoutCancel(ctx), false)
 		if ctx.Err() != nil {
 			// Graceful stop: hand over at once instead of after the TTL.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.ttl/2)

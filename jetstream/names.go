@@ -60,3 +60,26 @@ func ValidPrefix(p string) bool {
 	}
 	return true
 }
+
+// ReservedTarget reports why subject may not be a schedule's target, or ""
+// if it may. NATS's own subjects ($JS., $KV., $O., $SYS., $SRV., ...:
+// everything starting with $), request inboxes (_INBOX.) and the
+// scheduler's own API, intake, dead-letter and rejected subjects are
+// reserved whatever the allow rules say: the scheduler publishes with its
+// own credentials, and a fire into its bucket, its lease or its intake
+// would let one namespace rewrite another's schedules or act as the
+// scheduler. <prefix>.fire.> is the default home of targets.
+func (n Names) ReservedTarget(subject string) string {
+	switch {
+	case strings.HasPrefix(subject, "$"):
+		return "subjects starting with $ belong to NATS and JetStream"
+	case strings.HasPrefix(subject, "_INBOX."):
+		return "_INBOX. subjects are request inboxes"
+	}
+	for _, p := range []string{n.APIPrefix, n.IntakePrefix, n.DeadPrefix, n.RejectedPrefix} {
+		if strings.HasPrefix(subject, p+".") {
+			return p + ".> belongs to the scheduler itself"
+		}
+	}
+	return ""
+}

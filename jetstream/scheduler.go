@@ -241,6 +241,7 @@ type stats struct {
 	late       atomic.Uint64
 	duplicates atomic.Uint64
 	failures   atomic.Uint64
+	refused    atomic.Uint64
 }
 
 type faults struct {
@@ -314,7 +315,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	case s.started:
 		return nil
 	}
-	if err := s.ensureInfraRetrying(ctx); err != nil {
+	if err := s.retryNotReady(ctx, s.ensureInfra); err != nil {
 		return err
 	}
 	for _, cfg := range s.o.consumers {
@@ -343,12 +344,15 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	// every goroutine started under it.
 	runCtx, cancel := context.WithCancel(context.Background())
 	if !s.o.noIntake {
-		in, err := s.startIntake(ctx, runCtx)
+		err := s.retryNotReady(ctx, func(ctx context.Context) error {
+			in, err := s.startIntake(ctx, runCtx)
+			s.intake = in
+			return err
+		})
 		if err != nil {
 			cancel()
 			return err
 		}
-		s.intake = in
 	}
 	if !s.o.noAPI {
 		a, err := s.startAPI()
@@ -447,6 +451,11 @@ type Status struct {
 	Duplicates uint64 `json:"duplicates"`
 	// PublishFailures counts failed publishes, retried with backoff.
 	PublishFailures uint64 `json:"publish_failures"`
+	// Refused counts stored schedules this instance found due but did not
+	// fire because they fail the rules Put enforces (written into the
+	// bucket by other means, or stored before stricter allow rules); each
+	// has last_error saying why.
+	Refused uint64 `json:"refused"`
 }
 
 // Status returns this instance's view.
@@ -454,6 +463,7 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	st := Status{
 		Instance: s.o.name, Fired: s.stats.fired.Load(), Late: s.stats.late.Load(),
 		Duplicates: s.stats.duplicates.Load(), PublishFailures: s.stats.failures.Load(),
+		Refused: s.stats.refused.Load(),
 	}
 	st.IsLeader = s.loop.isLeader.Load()
 	st.Pending = s.loop.pending()
@@ -468,13 +478,13 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// ensureInfraRetrying retries ensureInfra while JetStream is not ready to
-// answer (right after a cluster restart its streams have no leaders yet),
-// until ctx ends. Errors the server answers with are returned at once.
-func (s *Scheduler) ensureInfraRetrying(ctx context.Context) error {
+// retryNotReady retries setup while JetStream is not ready to answer
+// (right after a cluster restart its streams have no leaders yet), until
+// ctx ends. Errors the server answers with are returned at once.
+func (s *Scheduler) retryNotReady(ctx context.Context, setup func(context.Context) error) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.ensureInfra(actx)
+		err := setup(actx)
 		cancel()
 		notReady := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
 			errors.Is(err, nats.ErrTimeout) || errors.Is(err, js.ErrJetStreamNotEnabled)

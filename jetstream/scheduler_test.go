@@ -321,7 +321,9 @@ func TestSurvivesServerRestart(t *testing.T) {
 		return err == nil
 	}, "API works again after the restart: %v", err)
 	natschedtest.Eventually(t, 30*time.Second, func() bool {
-		return streamMsgs(t, jsc, "NATSCHED_FIRE") >= 2
+		// The stream may not answer yet right after the restart.
+		st, err := jsc.Stream(bg, "NATSCHED_FIRE")
+		return err == nil && st.CachedInfo().State.Msgs >= 2
 	}, "both fired after the restart")
 	waitLeader(t, s)
 	settled(t, s, clock.Real())

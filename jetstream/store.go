@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,25 +57,34 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", natsched.ErrUnavailable, err)
 }
 
-// load reads schedule id with its revision; ErrNotFound if absent.
+// load reads schedule id with its revision; ErrNotFound if absent,
+// ErrUnreadable if the stored value is not a schedule.
 func (s *Scheduler) load(ctx context.Context, id string) (*natsched.Schedule, error) {
+	_, sch, err := s.loadEntry(ctx, id)
+	return sch, err
+}
+
+// loadEntry is load that also returns the entry, so that an unreadable
+// value can still be deleted at its revision.
+func (s *Scheduler) loadEntry(ctx context.Context, id string) (js.KeyValueEntry, *natsched.Schedule, error) {
 	if !natsched.ValidID(id) {
-		return nil, natsched.Invalid("id", "%q is not a valid schedule ID", id)
+		return nil, nil, natsched.Invalid("id", "%q is not a valid schedule ID", id)
 	}
 	e, err := s.kv.Get(ctx, id)
 	if errors.Is(err, js.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: %s", natsched.ErrNotFound, id)
+		return nil, nil, fmt.Errorf("%w: %s", natsched.ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, nil, unavailable(err)
 	}
-	return decodeEntry(e)
+	sch, err := decodeEntry(e)
+	return e, sch, err
 }
 
 func decodeEntry(e js.KeyValueEntry) (*natsched.Schedule, error) {
 	var sch natsched.Schedule
 	if err := json.Unmarshal(e.Value(), &sch); err != nil {
-		return nil, fmt.Errorf("natsched: stored schedule %s is corrupt: %w", e.Key(), err)
+		return nil, fmt.Errorf("%w: stored: %s: %v", natsched.ErrUnreadable, e.Key(), err)
 	}
 	sch.Revision = e.Revision()
 	return &sch, nil
@@ -86,26 +96,29 @@ func (s *Scheduler) encode(sch *natsched.Schedule) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit := int(s.nc.MaxPayload())
-	if len(b) > limit {
+	if limit := int(s.nc.MaxPayload()); len(b) > limit {
 		return nil, fmt.Errorf("%w: data: the schedule takes %d bytes stored, over the server's max payload of %d", natsched.ErrTooLarge, len(b), limit)
 	}
-	if n := firedSize(sch); n > int(limit) {
-		return nil, fmt.Errorf("%w: data: the fired message would take %d bytes, over the server's max payload of %d", natsched.ErrTooLarge, n, limit)
+	if err := s.checkFired(sch); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
 
-// firedSize bounds the size of a fired message of sch: payload, headers,
-// and the headers natsched adds.
-func firedSize(sch *natsched.Schedule) int {
-	n := len(sch.Data) + len(sch.Subject) + 512 + 2*len(sch.ID)
-	for k, vs := range sch.Header {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
+// checkFired makes sure every fired message of sch can be stored: its
+// headers within JetStream's header limit, and headers and payload within
+// the server's max payload.
+func (s *Scheduler) checkFired(sch *natsched.Schedule) error {
+	h := natsched.FiredHeaderBytes(sch)
+	if h > natsched.MaxHeaderBytes {
+		return fmt.Errorf("%w: header: the fired message's headers would take %d bytes, over JetStream's limit of %d", natsched.ErrTooLarge, h, natsched.MaxHeaderBytes)
 	}
-	return n
+	// The subject and a reply subject count against max payload too.
+	n := len(sch.Data) + h + len(sch.Subject) + 128
+	if limit := int(s.nc.MaxPayload()); n > limit {
+		return fmt.Errorf("%w: data: the fired message would take %d bytes, over the server's max payload of %d", natsched.ErrTooLarge, n, limit)
+	}
+	return nil
 }
 
 // checkTarget makes sure some stream captures subject, so that fired
@@ -155,11 +168,8 @@ func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, po putOption
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
-	if err := in.Validate(); err != nil {
+	if err := s.admit(in.ID, in); err != nil {
 		return nil, err
-	}
-	if !allowed(s.o.allow, in.ID, in.Subject) {
-		return nil, fmt.Errorf("%w: subject: schedule %s may not target %s", natsched.ErrForbidden, in.ID, in.Subject)
 	}
 	if err := s.checkTarget(ctx, in.Subject); err != nil {
 		return nil, err
@@ -171,8 +181,13 @@ func (s *Scheduler) put(ctx context.Context, in *natsched.Schedule, po putOption
 		var prev *natsched.Schedule
 		var err error
 		if !optimistic {
-			prev, err = s.load(ctx, in.ID)
-			if err != nil && !errors.Is(err, natsched.ErrNotFound) {
+			var e js.KeyValueEntry
+			e, prev, err = s.loadEntry(ctx, in.ID)
+			switch {
+			case errors.Is(err, natsched.ErrUnreadable):
+				// Replace what is not a schedule, keeping compare-and-set.
+				prev = &natsched.Schedule{ID: in.ID, Revision: e.Revision()}
+			case err != nil && !errors.Is(err, natsched.ErrNotFound):
 				return nil, err
 			}
 		}
@@ -231,14 +246,18 @@ func (s *Scheduler) Get(ctx context.Context, id string) (*natsched.Schedule, err
 	return s.load(ctx, id)
 }
 
-// Cancel implements natsched.Scheduler.
+// Cancel implements natsched.Scheduler. A stored value that is not a
+// schedule is deleted too; the reply then holds only its ID, revision and,
+// in LastError, why it could not be read.
 func (s *Scheduler) Cancel(ctx context.Context, id string) (*natsched.Schedule, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
 	for range maxCASAttempts {
-		prev, err := s.load(ctx, id)
-		if err != nil {
+		e, prev, err := s.loadEntry(ctx, id)
+		if errors.Is(err, natsched.ErrUnreadable) {
+			prev = &natsched.Schedule{ID: id, Revision: e.Revision(), LastError: strings.TrimPrefix(err.Error(), natsched.ErrUnreadable.Error()+": ")}
+		} else if err != nil {
 			return nil, err
 		}
 		err = s.kv.Delete(ctx, id, js.LastRevision(prev.Revision))
