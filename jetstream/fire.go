@@ -34,6 +34,13 @@ type job struct {
 	done   bool
 }
 
+// unadvanced is the result of a job that stopped before recording its
+// step: the schedule stays due as it was stored, and whoever fires it next
+// repeats the step (a republished occurrence is deduplicated).
+func (l *leader) unadvanced(j *job) result {
+	return result{rev: j.read, due: unixNano(engine.Due(&j.before, l.opts)), status: j.before.Status}
+}
+
 // readConcurrency bounds the reads of one batch for schedules the index
 // did not keep.
 const readConcurrency = 32
@@ -50,6 +57,9 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 	s := l.s
 	l.read(ctx, jobs)
 	now := s.now()
+	if hook := s.faults.beforePublish; hook != nil {
+		hook()
+	}
 	for i := range jobs {
 		j := &jobs[i]
 		if j.done {
@@ -80,6 +90,13 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 		}
 		j.nfired = len(occs)
 		for _, o := range occs {
+			if !l.fence.ok() {
+				// The lease may have lapsed since the batch was taken:
+				// leave this and the rest to the next leader.
+				s.stats.fenced.Add(1)
+				j.res, j.done = l.unadvanced(j), true
+				break
+			}
 			m := natsched.FiredMessage(j.sch, o)
 			f, err := s.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 			if err != nil {
@@ -114,7 +131,12 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 			continue
 		}
 		if hook := s.faults.afterPublish; hook != nil && hook(j.e.id) {
-			j.res, j.done = result{rev: j.read, due: unixNano(engine.Due(&j.before, l.opts)), status: j.before.Status}, true
+			j.res, j.done = l.unadvanced(j), true
+			continue
+		}
+		if !l.fence.ok() {
+			s.stats.fenced.Add(1)
+			j.res, j.done = l.unadvanced(j), true
 			continue
 		}
 		if j.before.LastError != "" && j.sch.LastError == j.before.LastError {

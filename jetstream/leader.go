@@ -38,10 +38,10 @@ type leader struct {
 
 	leading  bool
 	isLeader atomic.Bool
-	// leaseUntil (unix ns on the lease clock) is when the lease, as last
-	// confirmed, stops being safe to fire under: the lease goroutine steps
-	// down then, but a delayed timer must not let the loop fire past it.
-	leaseUntil atomic.Int64
+	// fence says until when the lease, as last confirmed, is safe to fire
+	// under: the lease goroutine steps down then, but a delayed timer or
+	// a frozen process must not let anything be published past it.
+	fence *fence
 	control    chan control
 	stopped    chan struct{} // closed when run returns
 
@@ -109,7 +109,7 @@ func newLeader(s *Scheduler) *leader {
 		wake: make(chan struct{}, 1), results: make(chan []result, s.o.workers),
 		query: make(chan chan snapshot), control: make(chan control),
 		own: make(map[uint64]struct{}), fresh: make(chan freshReq),
-		stopped: make(chan struct{}),
+		stopped: make(chan struct{}), fence: newFence(s.o.leaseClock),
 	}
 }
 
@@ -446,7 +446,7 @@ const batchSize = 256
 
 // dispatch hands due schedules to batches, up to the in-flight limit.
 func (l *leader) dispatch(ctx context.Context) {
-	if l.s.o.leaseClock.Now().UnixNano() >= l.leaseUntil.Load() {
+	if !l.fence.ok() {
 		return // the lease may have lapsed; the lease goroutine steps down
 	}
 	now := l.s.now().UnixNano()
@@ -484,7 +484,7 @@ func (l *leader) dispatch(ctx context.Context) {
 // rearm points the one timer at the earliest due time.
 func (l *leader) rearm() {
 	due := l.idx.peek()
-	lapsed := l.s.o.leaseClock.Now().UnixNano() >= l.leaseUntil.Load()
+	lapsed := !l.fence.ok()
 	if due == 0 || !l.leading || lapsed || l.busy >= l.s.o.workers {
 		// Nothing to wait for, or a worker's result or the next lease
 		// renewal (which pokes the loop) will wake it.
@@ -526,6 +526,11 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, failures int32)
 		if stepErr != nil {
 			s.log.Error("natsched: schedule cannot fire", "id", id, "err", stepErr)
 		}
+		held := result{rev: read, due: unixNano(engine.Due(&before, l.opts)), status: before.Status}
+		if !l.fence.ok() {
+			s.stats.fenced.Add(1)
+			return held // the lease may have lapsed: leave it to the next leader
+		}
 		if expired {
 			err := s.kv.Delete(opCtx(ctx), id, js.LastRevision(read))
 			if errors.Is(err, js.ErrKeyRevisionMismatch) {
@@ -542,13 +547,21 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, failures int32)
 			return l.resultFor(read, sch)
 		}
 		for _, o := range occs {
+			if !l.fence.ok() {
+				s.stats.fenced.Add(1)
+				return held
+			}
 			if err := l.publish(ctx, sch, o, now); err != nil {
 				l.recordError(ctx, &before, err)
 				return l.retryLater(id, failures, read, err)
 			}
 			if hook := s.faults.afterPublish; hook != nil && hook(id) {
-				return result{rev: read, due: unixNano(engine.Due(&before, l.opts)), status: before.Status}
+				return held
 			}
+		}
+		if !l.fence.ok() {
+			s.stats.fenced.Add(1)
+			return held
 		}
 		sch.LastError = ""
 		if stepErr != nil {

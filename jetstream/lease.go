@@ -195,13 +195,14 @@ func (l *lease) lead(ctx context.Context, rev uint64, term string) {
 	log := l.s.log
 	clk := l.s.o.leaseClock
 	log.Info("natsched: leader won", "term", term)
-	l.s.loop.leaseUntil.Store(clk.Now().Add(2 * l.ttl / 3).UnixNano())
+	l.s.loop.fence.open(clk.Now().Add(2 * l.ttl / 3))
 	// Start firing; whatever ends the term, stop firing (and let in-flight
 	// fires finish) before anything else.
 	if !l.s.loop.switchTo(ctx, true) {
 		return
 	}
 	defer func() {
+		l.s.loop.fence.close() // before in-flight fires finish: they publish no more
 		l.s.loop.switchTo(context.WithoutCancel(ctx), false)
 		if ctx.Err() != nil {
 			// Graceful stop: hand over at once instead of after the TTL.
@@ -231,7 +232,7 @@ func (l *lease) lead(ctx context.Context, rev uint64, term string) {
 		switch {
 		case err == nil:
 			rev, confirmed = nrev, sent
-			l.s.loop.leaseUntil.Store(sent.Add(2 * l.ttl / 3).UnixNano())
+			l.s.loop.fence.open(sent.Add(2 * l.ttl / 3))
 			l.s.loop.poke()
 		case ctx.Err() != nil:
 			return

@@ -242,12 +242,16 @@ type stats struct {
 	duplicates atomic.Uint64
 	failures   atomic.Uint64
 	refused    atomic.Uint64
+	fenced     atomic.Uint64
 }
 
 type faults struct {
 	// afterPublish runs after an occurrence's PubAck and before the state
 	// write; returning true abandons the fire there, as a crash would.
 	afterPublish func(id string) bool
+	// beforePublish runs in each batch after its read and before its
+	// first publish, where a process can be frozen.
+	beforePublish func()
 }
 
 var _ natsched.Scheduler = (*Scheduler)(nil)
@@ -456,6 +460,10 @@ type Status struct {
 	// bucket by other means, or stored before stricter allow rules); each
 	// has last_error saying why.
 	Refused uint64 `json:"refused"`
+	// Fenced counts fires this instance held back, mid-batch, because its
+	// lease could have lapsed (a frozen or starved process); the next
+	// leader fires them.
+	Fenced uint64 `json:"fenced"`
 }
 
 // Status returns this instance's view.
@@ -463,7 +471,7 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	st := Status{
 		Instance: s.o.name, Fired: s.stats.fired.Load(), Late: s.stats.late.Load(),
 		Duplicates: s.stats.duplicates.Load(), PublishFailures: s.stats.failures.Load(),
-		Refused: s.stats.refused.Load(),
+		Refused: s.stats.refused.Load(), Fenced: s.stats.fenced.Load(),
 	}
 	st.IsLeader = s.loop.isLeader.Load()
 	st.Pending = s.loop.pending()
