@@ -41,9 +41,9 @@ type leader struct {
 	// fence says until when the lease, as last confirmed, is safe to fire
 	// under: the lease goroutine steps down then, but a delayed timer or
 	// a frozen process must not let anything be published past it.
-	fence *fence
-	control    chan control
-	stopped    chan struct{} // closed when run returns
+	fence   *fence
+	control chan control
+	stopped chan struct{} // closed when run returns
 
 	wake    chan struct{}
 	results chan []result // one send per batch
