@@ -270,11 +270,7 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 		}
 	}
 	if o.name == "" {
-		host, _ := os.Hostname()
-		if host == "" {
-			host = "natsched"
-		}
-		o.name = host + "-" + strconv.Itoa(os.Getpid())
+		o.name = DefaultName()
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
@@ -290,6 +286,16 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	s.syncClock = o.clockSync == nil && o.clock == clock.Real() || o.clockSync != nil && *o.clockSync
 	s.loop = newLeader(s)
 	return s, nil
+}
+
+// DefaultName is the instance name unless WithName gives one: the host
+// name and the process ID.
+func DefaultName() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "natsched"
+	}
+	return host + "-" + strconv.Itoa(os.Getpid())
 }
 
 // Names returns the buckets, streams and subjects in use.

@@ -185,9 +185,10 @@ func (f *serverFlags) validate() error {
 		natschedjs.WithLeaseTTL(f.lease),
 		natschedjs.WithMisfireThreshold(f.misfire),
 	}
-	if f.name != "" {
-		f.schedulerOptions = append(f.schedulerOptions, natschedjs.WithName(f.name))
+	if f.name == "" {
+		f.name = natschedjs.DefaultName()
 	}
+	f.schedulerOptions = append(f.schedulerOptions, natschedjs.WithName(f.name))
 	if len(f.rules) > 0 {
 		f.schedulerOptions = append(f.schedulerOptions, natschedjs.WithAllow(f.rules...))
 	}
@@ -217,7 +218,8 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 	ncClosed := make(chan struct{})
 	var closeOnce sync.Once
 	connOpts := []nats.Option{
-		nats.Name("natsched server"),
+		// Operators tell instances apart in nats server report connections.
+		nats.Name("natsched " + f.name),
 		nats.DrainTimeout(drainTimeout),
 		nats.ClosedHandler(func(*nats.Conn) { closeOnce.Do(func() { close(ncClosed) }) }),
 	}
@@ -308,9 +310,9 @@ var errStopped = errors.New("stopped before ready")
 // startEmbedded starts a nats-server with JetStream in store and waits until
 // it accepts connections, or ctx ends (errStopped).
 func startEmbedded(ctx context.Context, f *serverFlags, store string, log *slog.Logger) (*server.Server, error) {
-	name := f.name
-	if name == "" {
-		name = embeddedName
+	name := embeddedName
+	if f.set["name"] {
+		name = f.name
 	}
 	port := f.port
 	if port == 0 {
