@@ -148,3 +148,30 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// BenchmarkListByStatus lists one page of paused schedules
+// ({"status":"paused","limit":1}) out of 100,000, of which the last ten
+// by ID are paused: a scan of the bucket reads nearly every value first.
+func BenchmarkListByStatus(b *testing.B) {
+	const n, paused = 100_000, 10
+	srv := natschedtest.RunServer(b)
+	s, err := New(srv.JetStream(b), WithName("bench"), WithLogger(quietLogger()))
+	require.NoError(b, err)
+	require.NoError(b, s.Start(context.Background()))
+	defer s.Close(context.Background())
+	at := time.Now().Add(time.Hour)
+	key := func(i int) string { return fmt.Sprintf("bench.k%06d", i) }
+	storeRaw(b, srv.JetStream(b), s, n, key, func(i int) []byte {
+		st := natsched.StatusActive
+		if i >= n-paused {
+			st = natsched.StatusPaused
+		}
+		return stored(b, key(i), at, st)
+	})
+	for b.Loop() {
+		page, err := s.List(context.Background(), natsched.ListOptions{Status: natsched.StatusPaused, Limit: 1})
+		require.NoError(b, err)
+		require.Len(b, page.Schedules, 1)
+		require.Equal(b, key(n-paused), page.Schedules[0].ID)
+	}
+}

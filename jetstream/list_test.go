@@ -1,0 +1,63 @@
+package jetstream
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/natschedtest"
+)
+
+// storeRaw writes n stored schedules (value(i) under key(i)) straight into
+// s's bucket with asynchronous publishes, as a bulk loader or an attacker
+// with write access to the bucket would, and waits until s's index has
+// seen every one of them.
+func storeRaw(tb testing.TB, jsc js.JetStream, s *Scheduler, n int, key func(int) string, value func(int) []byte) {
+	tb.Helper()
+	prefix := "$KV." + s.names.SchedulesBucket + "."
+	for i := range n {
+		_, err := jsc.PublishMsgAsync(&nats.Msg{Subject: prefix + key(i), Data: value(i)},
+			js.WithStallWait(10*time.Second))
+		require.NoError(tb, err)
+	}
+	select {
+	case <-jsc.PublishAsyncComplete():
+	case <-time.After(60 * time.Second):
+		tb.Fatalf("%d bucket writes not acknowledged within a minute", jsc.PublishAsyncPending())
+	}
+	waitIndexed(tb, s)
+}
+
+// waitIndexed waits until s's index has seen every write to its bucket.
+func waitIndexed(tb testing.TB, s *Scheduler) {
+	tb.Helper()
+	natschedtest.Eventually(tb, 60*time.Second, func() bool {
+		st, err := s.kv.Status(bg)
+		if err != nil {
+			return false
+		}
+		last := st.(*js.KeyValueBucketStatus).StreamInfo().State.LastSeq
+		sn, ok := snap(s)
+		return ok && sn.ready && sn.lastRev >= last
+	}, "%s never indexed the bucket", s.Name())
+}
+
+// stored renders a one-shot due at at as the scheduler stores it, with
+// status st.
+func stored(tb testing.TB, id string, at time.Time, st natsched.Status) []byte {
+	tb.Helper()
+	now := time.Now().UTC()
+	sch := natsched.Schedule{ID: id, Subject: "natsched.fire.list", At: at.UTC(), NextRun: at.UTC(),
+		Status: st, Paused: st == natsched.StatusPaused, Created: now, Updated: now, Generation: 1}
+	if st == natsched.StatusDone {
+		sch.NextRun, sch.LastRun, sch.Runs = time.Time{}, now, 1
+	}
+	b, err := json.Marshal(sch)
+	require.NoError(tb, err)
+	return b
+}
