@@ -26,6 +26,10 @@ var (
 	ErrUnavailable = errors.New("natsched: not ready")
 	// ErrClosed: the scheduler has been closed.
 	ErrClosed = fmt.Errorf("%w: closed", ErrUnavailable)
+	// ErrUnreadable: a stored value cannot be decoded as a schedule (422 on
+	// the wire); List skips such values and counts them in
+	// ListPage.Skipped.
+	ErrUnreadable = errors.New("natsched: stored value unreadable")
 )
 
 // FieldError is a validation failure about one field of a request. Its

@@ -72,11 +72,19 @@ func (s *Scheduler) load(ctx context.Context, id string) (*natsched.Schedule, er
 }
 
 func decodeEntry(e js.KeyValueEntry) (*natsched.Schedule, error) {
+	return decodeValue(e.Key(), e.Revision(), e.Value())
+}
+
+// decodeValue decodes the value of key at revision rev; an error wraps
+// natsched.ErrUnreadable (whatever the decoder said is detail, not a
+// request's invalid field).
+func decodeValue(key string, rev uint64, value []byte) (*natsched.Schedule, error) {
 	var sch natsched.Schedule
-	if err := json.Unmarshal(e.Value(), &sch); err != nil {
-		return nil, fmt.Errorf("natsched: stored schedule %s is corrupt: %w", e.Key(), err)
+	if err := json.Unmarshal(value, &sch); err != nil {
+		return nil, fmt.Errorf("%w: stored: %s: %v", natsched.ErrUnreadable, key, err)
 	}
-	sch.Revision = e.Revision()
+	// The key is the ID, whatever the value says.
+	sch.ID, sch.Revision = key, rev
 	return &sch, nil
 }
 
