@@ -219,13 +219,12 @@ func (l *leader) read(ctx context.Context, jobs []job) {
 			j.res, j.done = result{rev: j.rev, gone: true}, true
 		case j.sch != nil && j.sch.Revision == m.seq:
 		default:
-			sch := new(natsched.Schedule)
-			if err := json.Unmarshal(m.data, sch); err != nil {
-				l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", j.e.id, "err", err)
-				j.res, j.done = result{rev: m.seq, gone: true}, true
+			sch, err := decodeValue(j.e.id, m.seq, m.data)
+			if err != nil {
+				l.s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", j.e.id, "err", err)
+				j.res, j.done = result{rev: m.seq, unreadable: true, status: statusField(m.data)}, true
 				continue
 			}
-			sch.Revision = m.seq
 			j.sch = sch
 		}
 	}

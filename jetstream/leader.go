@@ -97,6 +97,10 @@ type result struct {
 	sch  *natsched.Schedule // state at rev, if due soon
 	// status at rev, when the worker knows it ("" leaves the index's).
 	status natsched.Status
+	// unreadable: the value at rev cannot be decoded; it stays listed
+	// (as skipped), under status if that much could be read, and never
+	// fires.
+	unreadable bool
 	// retryAt and failures: the backoff after a failed fire (0: success).
 	retryAt  int64
 	failures int32
@@ -265,7 +269,7 @@ func (l *leader) run(ctx context.Context) {
 			l.dispatch(ctx)
 		}
 		l.rearm()
-		l.npend.Store(int64(l.idx.active))
+		l.npend.Store(int64(l.idx.pending))
 	}
 }
 
@@ -297,9 +301,7 @@ func (l *leader) apply(e js.KeyValueEntry) {
 		switch {
 		case ent.busy:
 			// A worker holds it; whatever is newest wins when it is done.
-			if x := ent.extra(); x.latest == nil || rev > x.latest.rev {
-				x.latest = &pendingOp{rev: rev, value: value}
-			}
+			l.idx.postpone(ent, &pendingOp{rev: rev, value: value})
 			return
 		case rev <= ent.rev:
 			return // the echo of a state write the index already has
@@ -319,7 +321,9 @@ func (l *leader) applyValue(id string, rev uint64, value []byte) {
 	}
 	sch, err := dueView(id, value)
 	if err != nil {
-		l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", id, "err", err)
+		// Never fired; listed as skipped until a readable value replaces it.
+		l.s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", err)
+		l.idx.set(id, rev, 0, statusOf(statusField(value)), nil)
 		return
 	}
 	due := engine.Due(sch, l.opts)
@@ -331,7 +335,7 @@ func (l *leader) applyValue(id string, rev uint64, value []byte) {
 			keep = full
 		}
 	}
-	l.idx.set(id, rev, unixNano(due), sch.Status == natsched.StatusDone, keep)
+	l.idx.set(id, rev, unixNano(due), statusOf(sch.Status), keep)
 }
 
 // dueFields are the stored fields engine.Due reads.
@@ -343,6 +347,19 @@ type dueFields struct {
 	Jitter     string          `json:"jitter"`
 	Generation uint64          `json:"generation"`
 	Triggers   []string        `json:"triggers"`
+}
+
+// statusField is the status a stored value says it has, or "" when not
+// even that can be read: status-filtered lists look at an unreadable value
+// (and count it as skipped) unless it says it has another status.
+func statusField(value []byte) natsched.Status {
+	var f struct {
+		Status natsched.Status `json:"status"`
+	}
+	if json.Unmarshal(value, &f) != nil {
+		return ""
+	}
+	return f.Status
 }
 
 // dueView decodes just enough of a stored schedule to tell when it is due.
@@ -460,8 +477,8 @@ func (l *leader) dispatch(ctx context.Context) {
 			if e.x != nil {
 				j.failures = e.x.failures
 			}
-			if e.sch != nil && e.sch.Revision == e.rev {
-				j.sch = e.sch.Clone()
+			if sch := e.cached(); sch != nil && sch.Revision == e.rev {
+				j.sch = sch.Clone()
 			}
 			batch = append(batch, j)
 		}
@@ -506,8 +523,12 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, since time.Time
 	s, id := l.s, e.id
 	for range maxCASAttempts {
 		sch, err := s.load(opCtx(ctx), id)
-		if errors.Is(err, natsched.ErrNotFound) {
+		switch {
+		case errors.Is(err, natsched.ErrNotFound):
 			return result{rev: rev, gone: true}
+		case errors.Is(err, natsched.ErrUnreadable):
+			s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", err)
+			return result{rev: rev, unreadable: true}
 		}
 		if err != nil {
 			return l.retryLater(id, failures, rev, err)

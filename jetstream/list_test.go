@@ -61,3 +61,49 @@ func stored(tb testing.TB, id string, at time.Time, st natsched.Status) []byte {
 	require.NoError(tb, err)
 	return b
 }
+
+// TestIndexCandidates: the index finds a status's IDs by whole-token
+// prefix and cursor, merged with those whose status it cannot tell.
+func TestIndexCandidates(t *testing.T) {
+	t.Parallel()
+	x := newIndex()
+	for i, id := range []string{"b", "b.a", "b.c.d", "b-x", "b0", "bx", "a", "c.b"} {
+		x.set(id, uint64(i+1), 0, statusPaused, nil)
+	}
+	x.set("b.b", 20, 0, statusActive, nil)
+	x.set("b.z", 21, 0, statusOther, nil)
+	for _, tc := range []struct {
+		prefix, after string
+		n             int
+		want          []string
+	}{
+		{"", "", 100, []string{"a", "b", "b-x", "b.a", "b.c.d", "b.z", "b0", "bx", "c.b"}},
+		{"b", "", 100, []string{"b", "b.a", "b.c.d", "b.z"}},
+		{"b", "", 2, []string{"b", "b.a"}},
+		{"b", "b", 100, []string{"b.a", "b.c.d", "b.z"}},
+		{"b", "b-x", 100, []string{"b.a", "b.c.d", "b.z"}},
+		{"b", "b.a", 1, []string{"b.c.d"}},
+		{"b", "b.c.d", 100, []string{"b.z"}},
+		{"b.c", "", 100, []string{"b.c.d"}},
+		{"b", "bx", 100, nil},
+		{"z", "", 100, nil},
+	} {
+		require.Equal(t, tc.want, x.candidates(statusPaused, tc.prefix, tc.after, tc.n), "%+v", tc)
+	}
+	require.Equal(t, []string{"b.b", "b.z"}, x.candidates(statusActive, "b", "", 100))
+
+	// An entry a worker holds, with news from the watch, is a candidate
+	// of every status until the worker is done.
+	e := x.byID["b.b"]
+	e.busy = true
+	x.postpone(e, &pendingOp{rev: 30})
+	require.Equal(t, []string{"b.b", "b.z"}, x.candidates(statusDone, "b", "", 100))
+	x.finish(result{e: e, rev: 31, status: natsched.StatusDone})
+	require.Equal(t, []string{"b.b", "b.z"}, x.candidates(statusDone, "b", "", 100))
+	require.Equal(t, []string{"b.z"}, x.candidates(statusActive, "b", "", 100))
+	require.Equal(t, 8, x.pending, "the paused ones; done and unreadable are not pending")
+
+	x.remove("b.b", 40)
+	require.Equal(t, []string{"b.z"}, x.candidates(statusDone, "b", "", 100))
+	require.Equal(t, x.byStatus.Len(), len(x.byID))
+}
