@@ -55,7 +55,17 @@ type leader struct {
 	wg      sync.WaitGroup
 	npend   atomic.Int64
 	lastRev uint64 // highest bucket revision the watch delivered
-	query   chan chan snapshot
+	// watchFrom is the bucket's last sequence just before the current
+	// watch began, and loadedRev the watchFrom of the latest watch whose
+	// initial values are all in: the index reflects everything up to it
+	// even if the message at it is gone (a purged delete marker) and the
+	// watch never delivers it.
+	watchFrom, loadedRev uint64
+	query                chan chan snapshot
+	// lists are list requests; listWait those waiting for the index to
+	// catch up with the bucket.
+	lists    chan listReq
+	listWait []listReq
 	// own holds the bucket sequences of state writes this leader made and
 	// the watch has not delivered yet; fresh uses it to tell its own
 	// writes from anyone else's.
@@ -69,6 +79,18 @@ type freshReq struct {
 	last    uint64
 	entries []*entry
 	reply   chan bool
+}
+
+// listReq asks the loop for the candidates of a status-filtered list page
+// (see index.candidates), once the index has caught up with bucket
+// sequence last.
+type listReq struct {
+	last          uint64
+	status        status
+	prefix, after string
+	n             int
+	reply         chan []string   // buffered: the loop never waits on it
+	gone          <-chan struct{} // closed when the requester gives up
 }
 
 // control starts (lead) or ends a term; done closes once the loop has
@@ -112,7 +134,7 @@ func newLeader(s *Scheduler) *leader {
 		s: s, idx: newIndex(), opts: s.o.engine,
 		wake: make(chan struct{}, 1), results: make(chan []result, s.o.workers),
 		query: make(chan chan snapshot), control: make(chan control),
-		own: make(map[uint64]struct{}), fresh: make(chan freshReq),
+		own: make(map[uint64]struct{}), fresh: make(chan freshReq), lists: make(chan listReq),
 		stopped: make(chan struct{}),
 	}
 }
@@ -212,6 +234,9 @@ func (l *leader) run(ctx context.Context) {
 			continue
 		case <-retry:
 			var err error
+			if l.watchFrom, err = l.s.bucketLastSeq(opCtx(ctx)); err != nil {
+				l.watchFrom = 0 // lists wait for the watch to deliver what they need
+			}
 			if w, err = l.s.kv.WatchAll(ctx); err != nil {
 				log.Warn("natsched: cannot watch schedules; retrying", "err", err)
 				retryLater()
@@ -258,6 +283,13 @@ func (l *leader) run(ctx context.Context) {
 		case q := <-l.query:
 			q <- snapshot{leading: l.leading, ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
 			continue
+		case r := <-l.lists:
+			l.listWait = append(l.listWait, r)
+			l.answerLists()
+			continue
+		}
+		if len(l.listWait) > 0 {
+			l.answerLists()
 		}
 		if l.busy == 0 {
 			for _, d := range ending {
@@ -284,6 +316,7 @@ func (l *leader) stopWatch(w js.KeyWatcher) {
 
 func (l *leader) apply(e js.KeyValueEntry) {
 	if e == nil {
+		l.loadedRev = max(l.loadedRev, l.watchFrom)
 		if !l.ready {
 			l.ready = true
 			l.s.log.Debug("natsched: index loaded", "schedules", len(l.idx.byID))
@@ -452,6 +485,47 @@ func (l *leader) askFresh(ctx context.Context, last uint64, entries []*entry) bo
 		return ok
 	case <-l.stopped:
 		return false
+	}
+}
+
+// answerLists answers the list requests waiting for the index to catch
+// up, once it has, and drops those whose requester gave up.
+func (l *leader) answerLists() {
+	kept := l.listWait[:0]
+	for _, r := range l.listWait {
+		select {
+		case <-r.gone:
+			continue
+		default:
+		}
+		if max(l.lastRev, l.loadedRev) < r.last {
+			kept = append(kept, r)
+			continue
+		}
+		r.reply <- l.idx.candidates(r.status, r.prefix, r.after, r.n)
+	}
+	clear(l.listWait[len(kept):])
+	l.listWait = kept
+}
+
+// candidates asks the loop for r's candidates; it waits (as long as ctx
+// allows) until the index has caught up with r.last.
+func (l *leader) candidates(ctx context.Context, r listReq) ([]string, error) {
+	r.reply, r.gone = make(chan []string, 1), ctx.Done()
+	select {
+	case l.lists <- r:
+	case <-l.stopped:
+		return nil, natsched.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case ids := <-r.reply:
+		return ids, nil
+	case <-l.stopped:
+		return nil, natsched.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

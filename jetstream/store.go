@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched"
@@ -312,54 +310,4 @@ func (s *Scheduler) update(ctx context.Context, id string, f func(*natsched.Sche
 		}
 	}
 	return nil, fmt.Errorf("%w: %s: too many concurrent writers", natsched.ErrConflict, id)
-}
-
-// List implements natsched.Scheduler. Keys come from the bucket in one
-// pass; values are read for the page only (and, with a status filter, for
-// the keys it has to look at).
-func (s *Scheduler) List(ctx context.Context, o natsched.ListOptions) (*natsched.ListPage, error) {
-	limit, err := natsched.CheckList(&o)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.ready(); err != nil {
-		return nil, err
-	}
-	var lister js.KeyLister
-	if o.Prefix == "" {
-		lister, err = s.kv.ListKeys(ctx)
-	} else {
-		lister, err = s.kv.ListKeysFiltered(ctx, o.Prefix, o.Prefix+".>")
-	}
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		if k > o.After && natsched.MatchPrefix(k, o.Prefix) {
-			keys = append(keys, k)
-		}
-	}
-	if err := lister.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		_ = err // the listing is complete; a failed unsubscribe does not matter
-	}
-	slices.Sort(keys)
-	page := &natsched.ListPage{Schedules: []*natsched.Schedule{}}
-	for _, k := range keys {
-		if len(page.Schedules) == limit {
-			page.Next = page.Schedules[limit-1].ID
-			break
-		}
-		sch, err := s.load(ctx, k)
-		if errors.Is(err, natsched.ErrNotFound) {
-			continue // cancelled since the listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		if o.Status == "" || sch.Status == o.Status {
-			page.Schedules = append(page.Schedules, sch)
-		}
-	}
-	return page, nil
 }
