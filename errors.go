@@ -23,8 +23,8 @@ var (
 	// server's max payload (413).
 	ErrTooLarge = errors.New("natsched: payload too large")
 	// ErrUnreadable: a value stored in the bucket cannot be decoded as a
-	// schedule (422 on the wire). List skips such values, Cancel deletes
-	// them.
+	// schedule (422 on the wire). List skips such values and counts them in
+	// ListPage.Skipped; Cancel deletes them.
 	ErrUnreadable = errors.New("natsched: stored value unreadable")
 	// ErrUnavailable: the scheduler is not ready or is closed (503).
 	ErrUnavailable = errors.New("natsched: not ready")

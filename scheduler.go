@@ -134,10 +134,13 @@ const (
 )
 
 // ListPage is one page of List, ordered by ID byte-wise. Next is empty at
-// the end.
+// the end. Skipped counts the stored values in the page's range that could
+// not be decoded (see ErrUnreadable): they are left out rather than failing
+// the list.
 type ListPage struct {
 	Schedules []*Schedule `json:"schedules"`
 	Next      string      `json:"next"`
+	Skipped   int         `json:"skipped"`
 }
 
 // Scheduler stores schedules and fires them. The memory and JetStream

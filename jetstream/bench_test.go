@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,7 +117,8 @@ func benchFire(b *testing.B, n int, spread time.Duration) {
 
 // BenchmarkIndexMemory reports the heap the leader's index takes per
 // pending schedule at 100k (entries as the watch creates them: ID, due
-// time, revision, heap position).
+// time, revision, heap position, status, and their place in the map, the
+// heap and the status B-tree).
 func BenchmarkIndexMemory(b *testing.B) {
 	const n = 100_000
 	ids := make([]string, n)
@@ -130,8 +130,8 @@ func BenchmarkIndexMemory(b *testing.B) {
 		x := newIndex()
 		base := time.Now().UnixNano()
 		for i, id := range ids {
-			// The watch hands each entry its own key string: count it.
-			x.set(strings.Clone(id), uint64(i+1), base+int64(i)*int64(time.Millisecond), false, nil)
+			// set keeps its own copy of the key: it is counted.
+			x.set(id, uint64(i+1), base+int64(i)*int64(time.Millisecond), statusActive, nil)
 		}
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/n, "B/pending")
@@ -147,4 +147,31 @@ func heapInUse() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BenchmarkListByStatus lists one page of paused schedules
+// ({"status":"paused","limit":1}) out of 100,000, of which the last ten
+// by ID are paused: a scan of the bucket reads nearly every value first.
+func BenchmarkListByStatus(b *testing.B) {
+	const n, paused = 100_000, 10
+	srv := natschedtest.RunServer(b)
+	s, err := New(srv.JetStream(b), WithName("bench"), WithLogger(quietLogger()))
+	require.NoError(b, err)
+	require.NoError(b, s.Start(context.Background()))
+	defer s.Close(context.Background())
+	at := time.Now().Add(time.Hour)
+	key := func(i int) string { return fmt.Sprintf("bench.k%06d", i) }
+	storeRaw(b, srv.JetStream(b), s, n, key, func(i int) []byte {
+		st := natsched.StatusActive
+		if i >= n-paused {
+			st = natsched.StatusPaused
+		}
+		return stored(b, key(i), at, st)
+	})
+	for b.Loop() {
+		page, err := s.List(context.Background(), natsched.ListOptions{Status: natsched.StatusPaused, Limit: 1})
+		require.NoError(b, err)
+		require.Len(b, page.Schedules, 1)
+		require.Equal(b, key(n-paused), page.Schedules[0].ID)
+	}
 }

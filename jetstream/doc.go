@@ -20,11 +20,14 @@
 //
 // Any instance serves Put, Get, Cancel, Pause, Resume, Trigger and List
 // against the bucket, each write a compare-and-set on the KV revision.
-// Every instance keeps an index of (due time, ID) current from a watch of
-// the bucket; the one holding the lease (see lease.go for its state model)
-// sleeps on a single timer until the earliest due time, reads each due
-// schedule, publishes its occurrences with Nats-Msg-Id set to the
-// occurrence ID, and writes the new state only after the PubAck.
+// Every instance keeps an index of (due time, ID) and (status, ID) current
+// from a watch of the bucket: a status-filtered List takes its candidates
+// from it, once it has caught up with every write the bucket acknowledged
+// before the call, and reads their current values. The instance holding
+// the lease (see lease.go for its state model) sleeps on a single timer
+// until the earliest due time, reads each due schedule, publishes its
+// occurrences with Nats-Msg-Id set to the occurrence ID, and writes the new
+// state only after the PubAck.
 //
 // # Guarantees
 //

@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,7 +146,7 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 		j.sch.Revision = 0
 		b, err := s.encode(j.sch)
 		if err == nil {
-			j.state, err = s.js.PublishMsgAsync(&nats.Msg{Subject: l.kvSubject(j.e.id), Data: b},
+			j.state, err = s.js.PublishMsgAsync(&nats.Msg{Subject: s.kvSubject(j.e.id), Data: b},
 				js.WithExpectLastSequencePerSubject(j.read))
 		}
 		if err != nil {
@@ -233,31 +234,31 @@ func (l *leader) wroteResult(rev uint64, sch *natsched.Schedule) result {
 // get of the keys' last messages: reading at fire time is what makes a
 // cancel or replace acknowledged before the due time win over the index.
 // A job whose revision is the one the index decoded keeps that copy.
-// Without batch direct get (servers before 2.11) it reads key by key.
 func (l *leader) read(ctx context.Context, jobs []job) {
 	if l.cachedAndFresh(ctx, jobs) {
 		return
 	}
-	latest, err := l.lastMsgs(ctx, jobs)
-	if err != nil {
-		l.readEach(ctx, jobs)
-		return
+	keys := make([]string, len(jobs))
+	for i := range jobs {
+		keys[i] = jobs[i].e.id
 	}
+	latest, err := l.s.readValues(ctx, keys)
 	for i := range jobs {
 		j := &jobs[i]
 		m, ok := latest[j.e.id]
 		switch {
+		case err != nil:
+			j.res, j.done = l.retryLater(j.e.id, j.failures, j.rev, err), true
 		case !ok || m.deleted:
 			j.res, j.done = result{rev: j.rev, gone: true}, true
 		case j.sch != nil && j.sch.Revision == m.seq:
 		default:
-			sch := new(natsched.Schedule)
-			if err := json.Unmarshal(m.data, sch); err != nil {
-				l.s.log.Error("natsched: stored schedule is corrupt; ignoring it", "id", j.e.id, "err", err)
-				j.res, j.done = result{rev: m.seq, gone: true}, true
+			sch, err := decodeValue(j.e.id, m.seq, m.data)
+			if err != nil {
+				l.s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", j.e.id, "err", err)
+				j.res, j.done = result{rev: m.seq, unreadable: true, status: statusField(m.data)}, true
 				continue
 			}
-			sch.Revision = m.seq
 			j.sch = sch
 		}
 	}
@@ -276,11 +277,21 @@ func (l *leader) cachedAndFresh(ctx context.Context, jobs []job) bool {
 		}
 		entries[i] = jobs[i].e
 	}
-	st, err := l.s.js.Stream(opCtx(ctx), "KV_"+l.s.names.SchedulesBucket)
+	last, err := l.s.bucketLastSeq(opCtx(ctx))
 	if err != nil {
 		return false
 	}
-	return l.askFresh(ctx, st.CachedInfo().State.LastSeq, entries)
+	return l.askFresh(ctx, last, entries)
+}
+
+// bucketLastSeq is the last sequence of the schedules bucket's stream, as
+// its leader knows it: every write acknowledged so far is at or below it.
+func (s *Scheduler) bucketLastSeq(ctx context.Context) (uint64, error) {
+	st, err := s.js.Stream(ctx, "KV_"+s.names.SchedulesBucket)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
 }
 
 type lastMsg struct {
@@ -289,28 +300,47 @@ type lastMsg struct {
 	deleted bool
 }
 
-// lastMsgs asks the bucket's stream for the last message of every job's
-// key in one request ($JS.API.DIRECT.GET with multi_last) and collects the
-// replies until the end-of-batch status.
-func (l *leader) lastMsgs(ctx context.Context, jobs []job) (map[string]lastMsg, error) {
-	nc := l.s.nc
-	subjects := make([]string, len(jobs))
-	for i := range jobs {
-		subjects[i] = l.kvSubject(jobs[i].e.id)
+// readValues reads the current values of keys: batched direct gets of
+// batchSize keys at a time, or, without batch direct get (servers before
+// 2.11) or when a batch comes back incomplete, key by key, concurrently.
+// A key that is absent from the result does not exist.
+func (s *Scheduler) readValues(ctx context.Context, keys []string) (map[string]lastMsg, error) {
+	out := make(map[string]lastMsg, len(keys))
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), batchSize)]
+		keys = keys[len(chunk):]
+		err := s.lastMsgs(ctx, chunk, out)
+		if err != nil && ctx.Err() == nil {
+			err = s.readEach(ctx, chunk, out)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	body, _ := json.Marshal(map[string]any{"multi_last": subjects, "batch": len(jobs)})
+	return out, nil
+}
+
+// lastMsgs asks the bucket's stream for the last message of every key in
+// one request ($JS.API.DIRECT.GET with multi_last) and collects the replies
+// into out until the end-of-batch status.
+func (s *Scheduler) lastMsgs(ctx context.Context, keys []string, out map[string]lastMsg) error {
+	nc := s.nc
+	subjects := make([]string, len(keys))
+	for i, k := range keys {
+		subjects[i] = s.kvSubject(k)
+	}
+	body, _ := json.Marshal(map[string]any{"multi_last": subjects, "batch": len(keys)})
 	inbox := nc.NewRespInbox()
-	ch := make(chan *nats.Msg, len(jobs)+1)
+	ch := make(chan *nats.Msg, len(keys)+1)
 	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer sub.Unsubscribe()
-	if err := nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+l.s.names.SchedulesBucket, inbox, body); err != nil {
-		return nil, err
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+s.names.SchedulesBucket, inbox, body); err != nil {
+		return err
 	}
-	prefix := "$KV." + l.s.names.SchedulesBucket + "."
-	out := make(map[string]lastMsg, len(jobs))
+	prefix := "$KV." + s.names.SchedulesBucket + "."
 	deadline := time.NewTimer(ackWait)
 	defer deadline.Stop()
 	check := time.NewTicker(50 * time.Millisecond)
@@ -318,61 +348,71 @@ func (l *leader) lastMsgs(ctx context.Context, jobs []job) (map[string]lastMsg, 
 	for {
 		select {
 		case <-deadline.C:
-			return nil, errors.New("natsched: batch read: no reply within " + ackWait.String())
+			return errors.New("natsched: batch read: no reply within " + ackWait.String())
 		case <-check.C:
 			if nc.IsClosed() {
-				return nil, nats.ErrConnectionClosed
+				return nats.ErrConnectionClosed
 			}
 		case m := <-ch:
 			switch status := m.Header.Get("Status"); status {
 			case "":
-			case "204":
-				return out, nil // end of batch
+			case "204": // end of batch
+				if np := m.Header.Get("Nats-Num-Pending"); np != "" && np != "0" {
+					// The server stops at its byte limit: read the rest otherwise.
+					return errors.New("natsched: batch read: incomplete, " + np + " left")
+				}
+				return nil
 			case "404":
-				return out, nil // none of the keys exists
+				return nil // none of the keys exists
 			default:
-				return nil, errors.New("natsched: batch read: " + status + " " + m.Header.Get("Description"))
+				return errors.New("natsched: batch read: " + status + " " + m.Header.Get("Description"))
 			}
 			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
 			if err != nil {
-				return nil, errors.New("natsched: batch read: bad sequence")
+				return errors.New("natsched: batch read: bad sequence")
 			}
 			op := m.Header.Get("KV-Operation")
 			out[strings.TrimPrefix(m.Header.Get("Nats-Subject"), prefix)] = lastMsg{
 				seq: seq, data: m.Data, deleted: op == "DEL" || op == "PURGE"}
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
 
-// readEach reads, concurrently, key by key.
-func (l *leader) readEach(ctx context.Context, jobs []job) {
+// readEach reads keys into out one by one, concurrently.
+func (s *Scheduler) readEach(ctx context.Context, keys []string, out map[string]lastMsg) error {
 	sem := make(chan struct{}, readConcurrency)
-	var wg sync.WaitGroup
-	for i := range jobs {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for _, k := range keys {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(j *job) {
+		go func() {
 			defer func() { <-sem; wg.Done() }()
-			sch, err := l.s.load(opCtx(ctx), j.e.id)
+			e, err := s.kv.Get(opCtx(ctx), k)
+			mu.Lock()
+			defer mu.Unlock()
 			switch {
-			case errors.Is(err, natsched.ErrNotFound):
-				j.res, j.done = result{rev: j.rev, gone: true}, true
+			case errors.Is(err, js.ErrKeyNotFound):
 			case err != nil:
-				j.res, j.done = l.retryLater(j.e.id, j.failures, j.rev, err), true
+				first = cmp.Or(first, unavailable(err))
 			default:
-				j.sch = sch
+				out[k] = lastMsg{seq: e.Revision(), data: e.Value()}
 			}
-		}(&jobs[i])
+		}()
 	}
 	wg.Wait()
+	return first
 }
 
 // kvSubject is where the bucket stores key id (what KeyValue.Update
 // publishes to).
-func (l *leader) kvSubject(id string) string {
-	return "$KV." + l.s.names.SchedulesBucket + "." + id
+func (s *Scheduler) kvSubject(id string) string {
+	return "$KV." + s.names.SchedulesBucket + "." + id
 }
 
 // isConflict reports a failed compare-and-set: the stream's last sequence

@@ -2,14 +2,19 @@ package jetstream
 
 import (
 	"container/heap"
+	"slices"
+	"strings"
+
+	"github.com/google/btree"
 
 	"github.com/natsched/natsched"
 )
 
-// index is the leader's view of what is due: a min-heap of (due, id) over
-// compact entries. Only schedules due within cacheHorizon keep their
-// decoded state (payload included); the others are read from the bucket
-// when they fire.
+// index is every instance's view of the schedules bucket: a min-heap of
+// (due, id) for firing, and a B-tree of (status, id) for listing by
+// status, over compact entries. Only schedules due within cacheHorizon
+// keep their decoded state (payload included); the others are read from
+// the bucket when they fire.
 //
 // Schedules whose last fire left a backlog (more was due than one step
 // fires) wait in a second heap, ordered by when they were put back: they
@@ -20,7 +25,14 @@ type index struct {
 	byID    map[string]*entry
 	heap    entryHeap // on time, by due time
 	backlog entryHeap // behind, by when they were put back
-	active  int       // entries that are not done
+	// byStatus holds every entry of byID, ordered by (status, id): a page
+	// of one status is found in time proportional to the page.
+	byStatus *btree.BTreeG[*entry]
+	// unsettled are busy entries the watch delivered a newer value of:
+	// their place in byStatus waits for the worker, so every
+	// status-filtered list considers them.
+	unsettled map[*entry]struct{}
+	pending   int // entries that are active or paused
 }
 
 type entry struct {
@@ -31,18 +43,22 @@ type entry struct {
 	// busy: a worker is firing this schedule; watch updates wait in
 	// latest until it reports back.
 	busy bool
-	done bool // the schedule's status is done
 	// behind: its last fire left a backlog; it waits in index.backlog.
 	behind bool
-	// sch is the decoded state at rev, kept only while the schedule is due
-	// soon (see cacheHorizon), so that firing needs no read.
-	sch *natsched.Schedule
-	// x holds what few entries need (a retry backoff, a write seen while
-	// firing); kept apart so that a million idle entries stay small.
+	// status is the latest stored status seen (as byStatus orders it);
+	// change it only through index.setStatus.
+	status status
+	// x holds what few entries need (the decoded state of one due soon, a
+	// retry backoff, a write seen while firing); kept apart so that a
+	// million idle entries stay small.
 	x *entryExtra
 }
 
 type entryExtra struct {
+	// sch is the decoded state at the entry's rev, kept only while the
+	// schedule is due soon (see cacheHorizon), so that firing needs no
+	// read.
+	sch *natsched.Schedule
 	// retryAt: after a failed fire, not before this (unix ns), whatever
 	// the stored state says; failures counts them for the backoff. Both
 	// belong to the worker while busy.
@@ -53,11 +69,43 @@ type entryExtra struct {
 	latest *pendingOp
 }
 
+// status is a stored status as the index keeps it, in one byte.
+type status uint8
+
+const (
+	statusActive status = iota
+	statusPaused
+	statusDone
+	// statusOther: the stored value is unreadable or has no known
+	// status. Such entries are candidates of every status-filtered list,
+	// which reads them and counts the unreadable ones as skipped.
+	statusOther
+)
+
+func statusOf(s natsched.Status) status {
+	switch s {
+	case natsched.StatusActive:
+		return statusActive
+	case natsched.StatusPaused:
+		return statusPaused
+	case natsched.StatusDone:
+		return statusDone
+	}
+	return statusOther
+}
+
 func (e *entry) extra() *entryExtra {
 	if e.x == nil {
 		e.x = &entryExtra{}
 	}
 	return e.x
+}
+
+// trim drops x once it holds nothing.
+func (e *entry) trim() {
+	if e.x != nil && *e.x == (entryExtra{}) {
+		e.x = nil
+	}
 }
 
 func (e *entry) retryAt() int64 {
@@ -67,38 +115,92 @@ func (e *entry) retryAt() int64 {
 	return e.x.retryAt
 }
 
+// cached is the decoded state the index keeps, or nil.
+func (e *entry) cached() *natsched.Schedule {
+	if e.x == nil {
+		return nil
+	}
+	return e.x.sch
+}
+
+func (e *entry) cache(sch *natsched.Schedule) {
+	if sch == nil {
+		if e.x != nil {
+			e.x.sch = nil
+			e.trim()
+		}
+		return
+	}
+	e.extra().sch = sch
+}
+
 type pendingOp struct {
 	rev   uint64
 	value []byte // nil: deleted
 }
 
-func newIndex() *index { return &index{byID: make(map[string]*entry)} }
+// btreeDegree: nodes of up to 63 entries, a few pointers' overhead each.
+const btreeDegree = 32
 
-// set records id at revision rev with due time due (0: nothing due) and,
-// for soon-due schedules, its decoded state. Older revisions than the one
-// already seen are ignored.
-func (x *index) set(id string, rev uint64, due int64, done bool, sch *natsched.Schedule) {
+func byStatusLess(a, b *entry) bool {
+	if a.status != b.status {
+		return a.status < b.status
+	}
+	return a.id < b.id
+}
+
+func newIndex() *index {
+	return &index{byID: make(map[string]*entry), byStatus: btree.NewG(btreeDegree, byStatusLess),
+		unsettled: make(map[*entry]struct{})}
+}
+
+// set records id at revision rev with status st, due time due (0: nothing
+// due) and, for soon-due schedules, its decoded state. Older revisions
+// than the one already seen are ignored.
+func (x *index) set(id string, rev uint64, due int64, st status, sch *natsched.Schedule) {
 	e := x.byID[id]
 	if e == nil {
-		e = &entry{id: id, pos: -1, done: true}
-		x.byID[id] = e
+		// The watch's key is a slice of the whole message subject: keep
+		// a copy of just the ID.
+		e = &entry{id: strings.Clone(id), pos: -1, status: st}
+		x.byID[e.id] = e
+		x.byStatus.ReplaceOrInsert(e)
+		x.count(st, 1)
 	}
 	if rev < e.rev {
 		return
 	}
-	x.markDone(e, done)
-	e.rev, e.sch = rev, sch
+	x.setStatus(e, st)
+	e.rev = rev
+	e.cache(sch)
 	x.place(e, due)
 }
 
-func (x *index) markDone(e *entry, done bool) {
-	switch {
-	case e.done && !done:
-		x.active++
-	case !e.done && done:
-		x.active--
+// postpone keeps op, delivered by the watch while a worker holds e, for
+// when the worker is done, unless a newer one is already kept.
+func (x *index) postpone(e *entry, op *pendingOp) {
+	if ex := e.extra(); ex.latest == nil || op.rev > ex.latest.rev {
+		ex.latest = op
+		x.unsettled[e] = struct{}{}
 	}
-	e.done = done
+}
+
+// setStatus moves e to status st.
+func (x *index) setStatus(e *entry, st status) {
+	if e.status == st {
+		return
+	}
+	x.byStatus.Delete(e)
+	x.count(e.status, -1)
+	e.status = st
+	x.byStatus.ReplaceOrInsert(e)
+	x.count(st, 1)
+}
+
+func (x *index) count(st status, d int) {
+	if st == statusActive || st == statusPaused {
+		x.pending += d
+	}
 }
 
 func (x *index) place(e *entry, due int64) {
@@ -147,7 +249,9 @@ func (x *index) remove(id string, rev uint64) {
 		return
 	}
 	x.unqueue(e)
-	x.markDone(e, true)
+	x.byStatus.Delete(e)
+	x.count(e.status, -1)
+	delete(x.unsettled, e)
 	delete(x.byID, id)
 }
 
@@ -181,30 +285,83 @@ func (x *index) take(now int64) *entry {
 func (x *index) finish(r result) *pendingOp {
 	e := r.e
 	e.busy = false
+	delete(x.unsettled, e)
 	var latest *pendingOp
 	if e.x != nil {
 		latest, e.x.latest = e.x.latest, nil
+		e.x.retryAt, e.x.failures = 0, 0
 	}
 	if r.retryAt != 0 {
 		ex := e.extra()
 		ex.retryAt, ex.failures = r.retryAt, r.failures
-	} else if e.x != nil {
-		e.x = nil // success: no backoff, and latest was taken
 	}
 	if latest != nil && latest.rev > r.rev {
-		e.sch = nil
+		e.cache(nil)
 		return latest
 	}
 	if r.gone {
 		x.remove(e.id, r.rev)
 		return nil
 	}
-	e.rev, e.sch = max(e.rev, r.rev), r.sch
-	if r.status != "" {
-		x.markDone(e, r.status == natsched.StatusDone)
+	e.rev = max(e.rev, r.rev)
+	e.cache(r.sch)
+	switch {
+	case r.unreadable:
+		x.setStatus(e, statusOf(r.status))
+	case r.status != "":
+		x.setStatus(e, statusOf(r.status))
 	}
 	x.placeIn(e, r.due, r.behind)
 	return nil
+}
+
+// candidates returns up to n IDs after after (exclusive) in prefix (whole
+// tokens), in byte order, of the entries with status st, statusOther or
+// unsettled ones.
+func (x *index) candidates(st status, prefix, after string, n int) []string {
+	ids := x.inPrefix(st, prefix, after, n)
+	more := x.inPrefix(statusOther, prefix, after, n)
+	for e := range x.unsettled {
+		if e.id > after && natsched.MatchPrefix(e.id, prefix) {
+			more = append(more, e.id)
+		}
+	}
+	if len(more) == 0 {
+		return ids
+	}
+	ids = slices.Compact(slices.Sorted(slices.Values(append(ids, more...))))
+	return ids[:min(len(ids), n)]
+}
+
+// inPrefix returns up to n IDs of status st after after in prefix: the
+// prefix itself, then the IDs under prefix + "." (IDs that merely start
+// with the prefix, such as "billing-x" between "billing" and "billing.",
+// are never visited).
+func (x *index) inPrefix(st status, prefix, after string, n int) []string {
+	var ids []string
+	probe := &entry{status: st}
+	from, under := after, ""
+	if prefix != "" {
+		probe.id = prefix
+		if prefix > after && x.byStatus.Has(probe) {
+			if ids = append(ids, prefix); len(ids) == n {
+				return ids
+			}
+		}
+		under = prefix + "."
+		from = max(after, under)
+	}
+	probe.id = from
+	x.byStatus.AscendGreaterOrEqual(probe, func(e *entry) bool {
+		if e.status != st || !strings.HasPrefix(e.id, under) {
+			return false
+		}
+		if e.id != after {
+			ids = append(ids, e.id)
+		}
+		return len(ids) < n
+	})
+	return ids
 }
 
 type entryHeap []*entry

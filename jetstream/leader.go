@@ -54,7 +54,17 @@ type leader struct {
 	wg      sync.WaitGroup
 	npend   atomic.Int64
 	lastRev uint64 // highest bucket revision the watch delivered
-	query   chan chan snapshot
+	// watchFrom is the bucket's last sequence just before the current
+	// watch began, and loadedRev the watchFrom of the latest watch whose
+	// initial values are all in: the index reflects everything up to it
+	// even if the message at it is gone (a purged delete marker) and the
+	// watch never delivers it.
+	watchFrom, loadedRev uint64
+	query                chan chan snapshot
+	// lists are list requests; listWait those waiting for the index to
+	// catch up with the bucket.
+	lists    chan listReq
+	listWait []listReq
 	// own holds the bucket sequences of state writes this leader made and
 	// the watch has not delivered yet; fresh uses it to tell its own
 	// writes from anyone else's.
@@ -68,6 +78,18 @@ type freshReq struct {
 	last    uint64
 	entries []*entry
 	reply   chan bool
+}
+
+// listReq asks the loop for the candidates of a status-filtered list page
+// (see index.candidates), once the index has caught up with bucket
+// sequence last.
+type listReq struct {
+	last          uint64
+	status        status
+	prefix, after string
+	n             int
+	reply         chan []string   // buffered: the loop never waits on it
+	gone          <-chan struct{} // closed when the requester gives up
 }
 
 // control starts (lead) or ends a term; done closes once the loop has
@@ -95,6 +117,10 @@ type result struct {
 	sch  *natsched.Schedule // state at rev, if due soon
 	// status at rev, when the worker knows it ("" leaves the index's).
 	status natsched.Status
+	// unreadable: the value at rev cannot be decoded; it stays listed
+	// (as skipped), under status if that much could be read, and never
+	// fires.
+	unreadable bool
 	// retryAt and failures: the backoff after a failed fire (0: success).
 	retryAt  int64
 	failures int32
@@ -108,7 +134,7 @@ func newLeader(s *Scheduler) *leader {
 		s: s, idx: newIndex(), opts: s.o.engine,
 		wake: make(chan struct{}, 1), results: make(chan []result, s.o.workers),
 		query: make(chan chan snapshot), control: make(chan control),
-		own: make(map[uint64]struct{}), fresh: make(chan freshReq),
+		own: make(map[uint64]struct{}), fresh: make(chan freshReq), lists: make(chan listReq),
 		stopped: make(chan struct{}), fence: newFence(s.o.leaseClock),
 	}
 }
@@ -208,6 +234,9 @@ func (l *leader) run(ctx context.Context) {
 			continue
 		case <-retry:
 			var err error
+			if l.watchFrom, err = l.s.bucketLastSeq(opCtx(ctx)); err != nil {
+				l.watchFrom = 0 // lists wait for the watch to deliver what they need
+			}
 			if w, err = l.s.kv.WatchAll(ctx); err != nil {
 				log.Warn("natsched: cannot watch schedules; retrying", "err", err)
 				retryLater()
@@ -254,6 +283,13 @@ func (l *leader) run(ctx context.Context) {
 		case q := <-l.query:
 			q <- snapshot{leading: l.leading, ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
 			continue
+		case r := <-l.lists:
+			l.listWait = append(l.listWait, r)
+			l.answerLists()
+			continue
+		}
+		if len(l.listWait) > 0 {
+			l.answerLists()
 		}
 		if l.busy == 0 {
 			for _, d := range ending {
@@ -265,7 +301,7 @@ func (l *leader) run(ctx context.Context) {
 			l.dispatch(ctx)
 		}
 		l.rearm()
-		l.npend.Store(int64(l.idx.active))
+		l.npend.Store(int64(l.idx.pending))
 	}
 }
 
@@ -280,6 +316,7 @@ func (l *leader) stopWatch(w js.KeyWatcher) {
 
 func (l *leader) apply(e js.KeyValueEntry) {
 	if e == nil {
+		l.loadedRev = max(l.loadedRev, l.watchFrom)
 		if !l.ready {
 			l.ready = true
 			l.s.log.Debug("natsched: index loaded", "schedules", len(l.idx.byID))
@@ -297,9 +334,7 @@ func (l *leader) apply(e js.KeyValueEntry) {
 		switch {
 		case ent.busy:
 			// A worker holds it; whatever is newest wins when it is done.
-			if x := ent.extra(); x.latest == nil || rev > x.latest.rev {
-				x.latest = &pendingOp{rev: rev, value: value}
-			}
+			l.idx.postpone(ent, &pendingOp{rev: rev, value: value})
 			return
 		case rev <= ent.rev:
 			return // the echo of a state write the index already has
@@ -319,10 +354,9 @@ func (l *leader) applyValue(id string, rev uint64, value []byte) {
 	}
 	sch, err := dueView(id, value)
 	if err != nil {
-		// Not a schedule (written by other means): nothing to fire, and
-		// whatever was indexed under the key before is gone.
-		l.s.log.Error("natsched: stored value is not a schedule; ignoring it", "id", id, "err", err)
-		l.idx.remove(id, rev)
+		// Never fired; listed as skipped until a readable value replaces it.
+		l.s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", err)
+		l.idx.set(id, rev, 0, statusOf(statusField(value)), nil)
 		return
 	}
 	due := engine.Due(sch, l.opts)
@@ -334,7 +368,7 @@ func (l *leader) applyValue(id string, rev uint64, value []byte) {
 			keep = full
 		}
 	}
-	l.idx.set(id, rev, unixNano(due), sch.Status == natsched.StatusDone, keep)
+	l.idx.set(id, rev, unixNano(due), statusOf(sch.Status), keep)
 }
 
 // dueFields are the stored fields engine.Due reads.
@@ -346,6 +380,19 @@ type dueFields struct {
 	Jitter     string          `json:"jitter"`
 	Generation uint64          `json:"generation"`
 	Triggers   []string        `json:"triggers"`
+}
+
+// statusField is the status a stored value says it has, or "" when not
+// even that can be read: status-filtered lists look at an unreadable value
+// (and count it as skipped) unless it says it has another status.
+func statusField(value []byte) natsched.Status {
+	var f struct {
+		Status natsched.Status `json:"status"`
+	}
+	if json.Unmarshal(value, &f) != nil {
+		return ""
+	}
+	return f.Status
 }
 
 // dueView decodes just enough of a stored schedule to tell when it is due.
@@ -441,6 +488,47 @@ func (l *leader) askFresh(ctx context.Context, last uint64, entries []*entry) bo
 	}
 }
 
+// answerLists answers the list requests waiting for the index to catch
+// up, once it has, and drops those whose requester gave up.
+func (l *leader) answerLists() {
+	kept := l.listWait[:0]
+	for _, r := range l.listWait {
+		select {
+		case <-r.gone:
+			continue
+		default:
+		}
+		if max(l.lastRev, l.loadedRev) < r.last {
+			kept = append(kept, r)
+			continue
+		}
+		r.reply <- l.idx.candidates(r.status, r.prefix, r.after, r.n)
+	}
+	clear(l.listWait[len(kept):])
+	l.listWait = kept
+}
+
+// candidates asks the loop for r's candidates; it waits (as long as ctx
+// allows) until the index has caught up with r.last.
+func (l *leader) candidates(ctx context.Context, r listReq) ([]string, error) {
+	r.reply, r.gone = make(chan []string, 1), ctx.Done()
+	select {
+	case l.lists <- r:
+	case <-l.stopped:
+		return nil, natsched.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case ids := <-r.reply:
+		return ids, nil
+	case <-l.stopped:
+		return nil, natsched.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // batchSize bounds the schedules one batch fires together.
 const batchSize = 256
 
@@ -463,8 +551,8 @@ func (l *leader) dispatch(ctx context.Context) {
 			if e.x != nil {
 				j.failures = e.x.failures
 			}
-			if e.sch != nil && e.sch.Revision == e.rev {
-				j.sch = e.sch.Clone()
+			if sch := e.cached(); sch != nil && sch.Revision == e.rev {
+				j.sch = sch.Clone()
 			}
 			batch = append(batch, j)
 		}
@@ -508,8 +596,12 @@ func (l *leader) fire(ctx context.Context, e *entry, rev uint64, failures int32)
 	s, id := l.s, e.id
 	for range maxCASAttempts {
 		sch, err := s.load(opCtx(ctx), id)
-		if errors.Is(err, natsched.ErrNotFound) || errors.Is(err, natsched.ErrUnreadable) {
-			return result{rev: rev, gone: true} // nothing to fire
+		switch {
+		case errors.Is(err, natsched.ErrNotFound):
+			return result{rev: rev, gone: true}
+		case errors.Is(err, natsched.ErrUnreadable):
+			s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", err)
+			return result{rev: rev, unreadable: true}
 		}
 		if err != nil {
 			return l.retryLater(id, failures, rev, err)

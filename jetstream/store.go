@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched"
@@ -82,11 +80,19 @@ func (s *Scheduler) loadEntry(ctx context.Context, id string) (js.KeyValueEntry,
 }
 
 func decodeEntry(e js.KeyValueEntry) (*natsched.Schedule, error) {
+	return decodeValue(e.Key(), e.Revision(), e.Value())
+}
+
+// decodeValue decodes the value of key at revision rev; an error wraps
+// natsched.ErrUnreadable (whatever the decoder said is detail, not a
+// request's invalid field).
+func decodeValue(key string, rev uint64, value []byte) (*natsched.Schedule, error) {
 	var sch natsched.Schedule
-	if err := json.Unmarshal(e.Value(), &sch); err != nil {
-		return nil, fmt.Errorf("%w: stored: %s: %v", natsched.ErrUnreadable, e.Key(), err)
+	if err := json.Unmarshal(value, &sch); err != nil {
+		return nil, fmt.Errorf("%w: stored: %s: %v", natsched.ErrUnreadable, key, err)
 	}
-	sch.Revision = e.Revision()
+	// The key is the ID, whatever the value says.
+	sch.ID, sch.Revision = key, rev
 	return &sch, nil
 }
 
@@ -323,54 +329,4 @@ func (s *Scheduler) update(ctx context.Context, id string, f func(*natsched.Sche
 		}
 	}
 	return nil, fmt.Errorf("%w: %s: too many concurrent writers", natsched.ErrConflict, id)
-}
-
-// List implements natsched.Scheduler. Keys come from the bucket in one
-// pass; values are read for the page only (and, with a status filter, for
-// the keys it has to look at).
-func (s *Scheduler) List(ctx context.Context, o natsched.ListOptions) (*natsched.ListPage, error) {
-	limit, err := natsched.CheckList(&o)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.ready(); err != nil {
-		return nil, err
-	}
-	var lister js.KeyLister
-	if o.Prefix == "" {
-		lister, err = s.kv.ListKeys(ctx)
-	} else {
-		lister, err = s.kv.ListKeysFiltered(ctx, o.Prefix, o.Prefix+".>")
-	}
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		if k > o.After && natsched.MatchPrefix(k, o.Prefix) {
-			keys = append(keys, k)
-		}
-	}
-	if err := lister.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		_ = err // the listing is complete; a failed unsubscribe does not matter
-	}
-	slices.Sort(keys)
-	page := &natsched.ListPage{Schedules: []*natsched.Schedule{}}
-	for _, k := range keys {
-		if len(page.Schedules) == limit {
-			page.Next = page.Schedules[limit-1].ID
-			break
-		}
-		sch, err := s.load(ctx, k)
-		if errors.Is(err, natsched.ErrNotFound) {
-			continue // cancelled since the listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		if o.Status == "" || sch.Status == o.Status {
-			page.Schedules = append(page.Schedules, sch)
-		}
-	}
-	return page, nil
 }
