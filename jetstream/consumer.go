@@ -54,12 +54,16 @@ const (
 // ConsumerConfig configures one handler group: a durable pull consumer that
 // hands fired messages to a Dispatcher, usually a *natsched.Router.
 type ConsumerConfig struct {
-	// Group names the durable consumer "natsched_<Group>": instances with the
-	// same group share the work. Required; [A-Za-z0-9_-]+.
+	// Group names the durable consumer "<Prefix>_<Group>": instances with
+	// the same group share the work. Required; [A-Za-z0-9_-]+.
 	Group string
-	// Stream is the stream consumed (default "NATSCHED_FIRE").
+	// Prefix derives the durable's name and the defaults of Stream,
+	// Subjects and DeadPrefix, as Names do (default "natsched"; with
+	// WithRouter, the scheduler's prefix).
+	Prefix string
+	// Stream is the stream consumed (default "<PREFIX>_FIRE").
 	Stream string
-	// Subjects filter the stream (default "natsched.fire.>").
+	// Subjects filter the stream (default "<prefix>.fire.>").
 	Subjects []string
 	// MaxDeliver is how many times the handler is tried before the message
 	// is dead-lettered (default 5). The server-side MaxDeliver is unlimited:
@@ -76,7 +80,8 @@ type ConsumerConfig struct {
 	// (default 1).
 	Concurrency int
 	// DeadPrefix is where dead letters go: <DeadPrefix>.<original subject>
-	// (default "natsched.dead"). EnsureDeadStream captures the default only.
+	// (default "<prefix>.dead"). EnsureDeadStream captures "natsched.dead"
+	// only; a Scheduler's dead stream captures its prefix's.
 	DeadPrefix string
 	// Logger receives failures (default slog.Default()).
 	Logger *slog.Logger
@@ -155,7 +160,7 @@ func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*
 	if err != nil {
 		return nil, err
 	}
-	name := "natsched_" + cfg.Group
+	name := cfg.Prefix + "_" + cfg.Group
 	return &Consumer{
 		js:    jsc,
 		d:     d,
@@ -171,7 +176,13 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	invalid := func(format string, args ...any) (ConsumerConfig, error) {
 		return cfg, fmt.Errorf("%w: consumer: %s", natsched.ErrInvalid, fmt.Sprintf(format, args...))
 	}
-	names := NamesFor(DefaultPrefix)
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !ValidPrefix(cfg.Prefix) {
+		return invalid("prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", cfg.Prefix)
+	}
+	names := NamesFor(cfg.Prefix)
 	if !validGroup(cfg.Group) {
 		return invalid("group %q: want [A-Za-z0-9_-]+", cfg.Group)
 	}
@@ -264,7 +275,7 @@ func validSubject(s string, wild bool) bool {
 	return true
 }
 
-// Name is the durable consumer's name, "natsched_<Group>".
+// Name is the durable consumer's name, "<Prefix>_<Group>".
 func (c *Consumer) Name() string { return c.name }
 
 // Start creates or updates the durable consumer and starts consuming. The

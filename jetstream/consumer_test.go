@@ -567,6 +567,8 @@ func TestConsumerConfigValidation(t *testing.T) {
 		{"no group", ConsumerConfig{}},
 		{"dotted group", ConsumerConfig{Group: "a.b"}},
 		{"wildcard group", ConsumerConfig{Group: "a*"}},
+		{"dotted prefix", ConsumerConfig{Group: "g", Prefix: "a.b"}},
+		{"long prefix", ConsumerConfig{Group: "g", Prefix: strings.Repeat("p", 33)}},
 		{"negative max deliver", ConsumerConfig{Group: "g", MaxDeliver: -1}},
 		{"negative backoff", ConsumerConfig{Group: "g", Backoff: []time.Duration{-time.Second}}},
 		{"negative ack wait", ConsumerConfig{Group: "g", AckWait: -time.Second}},
@@ -589,13 +591,20 @@ func TestConsumerConfigValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "natsched_g-1_x", c.Name())
 	require.Equal(t, ConsumerConfig{
-		Group: "g-1_x", Stream: "NATSCHED_FIRE", Subjects: []string{"natsched.fire.>"},
+		Group: "g-1_x", Prefix: "natsched", Stream: "NATSCHED_FIRE", Subjects: []string{"natsched.fire.>"},
 		MaxDeliver: 5, Backoff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
 		AckWait: 30 * time.Second, Concurrency: 1, DeadPrefix: "natsched.dead", Logger: c.cfg.Logger,
 	}, c.cfg)
 	require.NotNil(t, c.cfg.Logger)
 	require.Equal(t, []time.Duration{time.Second, time.Second, 5 * time.Second, 2 * time.Minute, 2 * time.Minute},
 		[]time.Duration{c.backoff(0), c.backoff(1), c.backoff(2), c.backoff(4), c.backoff(9)})
+
+	c, err = NewConsumer(jsc, d, ConsumerConfig{Group: "g", Prefix: "acme"})
+	require.NoError(t, err)
+	require.Equal(t, "acme_g", c.Name())
+	require.Equal(t, "ACME_FIRE", c.cfg.Stream)
+	require.Equal(t, []string{"acme.fire.>"}, c.cfg.Subjects)
+	require.Equal(t, "acme.dead", c.cfg.DeadPrefix)
 }
 
 func TestDeadLetterErrorText(t *testing.T) {

@@ -174,7 +174,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithRouter hands fired messages to router through a durable consumer
-// (cfg.Group names it; see ConsumerConfig), and lets the typed helpers
+// "<prefix>_<Group>" (see ConsumerConfig), and lets the typed helpers
 // (natsched.ScheduleIn, ...) find the router's registry. It may be given
 // more than once with different groups.
 func WithRouter(router *natsched.Router, cfg ConsumerConfig) Option {
@@ -319,14 +319,8 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return err
 	}
 	for _, cfg := range s.o.consumers {
-		if cfg.Stream == "" {
-			cfg.Stream = s.names.FireStream
-		}
-		if len(cfg.Subjects) == 0 {
-			cfg.Subjects = []string{s.names.FireSubjects}
-		}
-		if cfg.DeadPrefix == "" {
-			cfg.DeadPrefix = s.names.DeadPrefix
+		if cfg.Prefix == "" {
+			cfg.Prefix = s.names.Prefix // names the durable, its stream and dead letters
 		}
 		if cfg.Logger == nil {
 			cfg.Logger = s.log
