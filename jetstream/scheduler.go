@@ -175,8 +175,11 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithRouter hands fired messages to router through a durable consumer
 // "<prefix>_<Group>" (see ConsumerConfig), and lets the typed helpers
-// (natsched.ScheduleIn, ...) find the router's registry. It may be given
-// more than once with different groups.
+// (natsched.ScheduleIn, ...) find the router's registry. The group
+// receives only what the router has handlers for (router.Subjects(), unless
+// cfg.Subjects says otherwise), fired after its durable was first created
+// (unless cfg.FromStart). It may be given more than once with different
+// groups.
 func WithRouter(router *natsched.Router, cfg ConsumerConfig) Option {
 	return func(o *options) error {
 		if router == nil {
