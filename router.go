@@ -131,6 +131,69 @@ func (r *Router) HandleSubject(pattern string, fn HandlerFunc) error {
 	return nil
 }
 
+// Subjects returns subject filters covering the messages r has handlers
+// for, sorted: for each type given to Handle, the subject the typed
+// helpers send it to by default (DefaultSubjectFmt with its type name,
+// "natsched.fire.<type name>"), and each pattern given to HandleSubject.
+// A filter that another one covers is left out ("natsched.fire.a" under
+// "natsched.fire.>"), so the result can serve as a JetStream consumer's
+// filter subjects, which may not contain one another. It is nil while r
+// has no handlers.
+//
+// A typed message scheduled with WithSubject on a subject outside these
+// is not covered: a consumer of it must be given its subjects. Handlers
+// registered after the call are not in its result.
+func (r *Router) Subjects() []string {
+	r.mu.RLock()
+	subjects := make([]string, 0, len(r.typed)+len(r.subjects))
+	for name := range r.typed {
+		subjects = append(subjects, fmt.Sprintf(DefaultSubjectFmt, name))
+	}
+	for _, rt := range r.subjects {
+		subjects = append(subjects, rt.pattern)
+	}
+	r.mu.RUnlock()
+	if len(subjects) == 0 {
+		return nil
+	}
+	slices.Sort(subjects)
+	subjects = slices.Compact(subjects) // a pattern may equal a type's subject
+	tokens := make([][]string, len(subjects))
+	for i, s := range subjects {
+		tokens[i] = strings.Split(s, ".")
+	}
+	out := subjects[:0:0]
+	for i, s := range subjects {
+		covered := false
+		for j := range subjects {
+			if j != i && coversPattern(tokens[j], tokens[i]) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// coversPattern reports whether every subject pattern b matches is also
+// matched by pattern a.
+func coversPattern(a, b []string) bool {
+	for i, t := range a {
+		switch {
+		case t == ">":
+			return len(b) > i // b has a token here, so at least one more
+		case i >= len(b) || b[i] == ">":
+			return false
+		case t != "*" && t != b[i]:
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
 // Use appends middleware. The first one added is the outermost. Middleware
 // is applied when a message is dispatched, so it also wraps handlers
 // registered before Use. Nil middleware is ignored.

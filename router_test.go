@@ -365,3 +365,38 @@ func TestRouterConcurrentDispatchAndHandle(t *testing.T) {
 	require.EqualError(t, r.Dispatch(t.Context(), &natsched.Message{Subject: "other.7.x"}), "other handler")
 	require.Equal(t, before+1, mwCalls.Load(), "middleware added concurrently does not apply")
 }
+
+func TestRouterSubjects(t *testing.T) {
+	t.Parallel()
+	nop := func(context.Context, *natsched.Message) error { return nil }
+	for _, tc := range []struct {
+		name     string
+		typed    bool     // handle test.ping and test.pong
+		patterns []string // HandleSubject
+		want     []string
+	}{
+		{"no handlers", false, nil, nil},
+		{"types at their default subjects", true, nil, []string{"natsched.fire.test.ping", "natsched.fire.test.pong"}},
+		{"patterns as given", false, []string{"orders.*.paid", "billing.>", "a.b"}, []string{"a.b", "billing.>", "orders.*.paid"}},
+		{"a pattern equal to a type's subject once", true, []string{"natsched.fire.test.ping"},
+			[]string{"natsched.fire.test.ping", "natsched.fire.test.pong"}},
+		{"covered filters left out", true, []string{"natsched.fire.test.*", "natsched.fire.test.ping.x", "a.*.c", "a.b.c", "a.b.*"},
+			[]string{"a.*.c", "a.b.*", "natsched.fire.test.*", "natsched.fire.test.ping.x"}},
+		{"a tail covers everything below it", true, []string{"natsched.>", "natsched.fire.x.*"}, []string{"natsched.>"}},
+		{"* does not cover a tail, nor a shorter subject", false, []string{"a.*", "a.>", "b.*.c", "b.c"},
+			[]string{"a.>", "b.*.c", "b.c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := routerNew(t)
+			if tc.typed {
+				require.NoError(t, natsched.Handle(r, func(context.Context, routerPing) error { return nil }))
+				require.NoError(t, natsched.Handle(r, func(context.Context, routerPong) error { return nil }))
+			}
+			for _, p := range tc.patterns {
+				require.NoError(t, r.HandleSubject(p, nop))
+			}
+			require.Equal(t, tc.want, r.Subjects())
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,14 +54,38 @@ const (
 
 // ConsumerConfig configures one handler group: a durable pull consumer that
 // hands fired messages to a Dispatcher, usually a *natsched.Router.
+//
+// A group takes only what is its own. Its durable filters on Subjects, by
+// default the subjects of the dispatcher's handlers; a new durable starts
+// with the messages published after it was created, unless FromStart. A
+// message that reaches the group without a handler for it (the filter is
+// wider than the handlers, or another instance of the group registered
+// more) is terminated for this durable with a reason, counted as Skipped,
+// and never dead-lettered: the stream keeps it for other consumers.
 type ConsumerConfig struct {
-	// Group names the durable consumer "natsched_<Group>": instances with the
-	// same group share the work. Required; [A-Za-z0-9_-]+.
+	// Group names the durable consumer "<Prefix>_<Group>": instances with
+	// the same group share the work, and should register the same
+	// handlers, since each Start sets the durable's filter to its own.
+	// Required; [A-Za-z0-9_-]+.
 	Group string
-	// Stream is the stream consumed (default "NATSCHED_FIRE").
+	// Prefix derives the durable's name and the defaults of Stream and
+	// DeadPrefix, as Names do (default "natsched"; with WithRouter, the
+	// scheduler's prefix).
+	Prefix string
+	// Stream is the stream consumed (default "<PREFIX>_FIRE").
 	Stream string
-	// Subjects filter the stream (default "natsched.fire.>").
+	// Subjects filter the stream. By default they are the subjects the
+	// dispatcher reports at Start through a Subjects() []string method, as
+	// *natsched.Router.Subjects does: each handled type's default subject
+	// and each subject pattern. Give them when typed messages are scheduled
+	// with natsched.WithSubject, or for a dispatcher without that method.
+	// Start updates an existing durable's filter to them.
 	Subjects []string
+	// FromStart makes a new durable start at the beginning of the stream,
+	// handling the messages fired before it existed too. Without it, a new
+	// durable starts with the messages published after its creation. An
+	// existing durable keeps its position whatever FromStart says.
+	FromStart bool
 	// MaxDeliver is how many times the handler is tried before the message
 	// is dead-lettered (default 5). The server-side MaxDeliver is unlimited:
 	// the consumer counts, so that it can dead-letter instead of dropping.
@@ -76,7 +101,8 @@ type ConsumerConfig struct {
 	// (default 1).
 	Concurrency int
 	// DeadPrefix is where dead letters go: <DeadPrefix>.<original subject>
-	// (default "natsched.dead"). EnsureDeadStream captures the default only.
+	// (default "<prefix>.dead"). EnsureDeadStream captures "natsched.dead"
+	// only; a Scheduler's dead stream captures its prefix's.
 	DeadPrefix string
 	// Logger receives failures (default slog.Default()).
 	Logger *slog.Logger
@@ -90,6 +116,7 @@ type ConsumerStats struct {
 	Acked        uint64 // handled successfully
 	Naked        uint64 // failed and left for redelivery
 	DeadLettered uint64 // published to the dead letters and terminated
+	Skipped      uint64 // no handler in the group: terminated, not dead-lettered
 }
 
 // Consumer runs a handler group. Create it with NewConsumer, then Start it;
@@ -97,8 +124,10 @@ type ConsumerStats struct {
 //
 // Per message: the dispatcher runs with a deadline of AckWait; success acks
 // (waiting for the server to confirm).
-// An error wrapping natsched.ErrDecode or natsched.ErrNoHandler is
-// dead-lettered at once, since retrying cannot help. Other errors, panics
+// An error wrapping natsched.ErrNoHandler terminates the message for this
+// durable without a dead letter: it was never the group's (see
+// ConsumerConfig). An error wrapping natsched.ErrDecode is dead-lettered at
+// once, since retrying cannot help. Other errors, panics
 // included (as natsched.ErrHandlerPanic), nak the message with the backoff
 // delay, until the MaxDeliver-th attempt fails: that one is dead-lettered.
 // A message delivered more than MaxDeliver times (earlier attempts outlived
@@ -120,6 +149,15 @@ type Consumer struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
+	// subjects is the filter, settled by Start.
+	subjects []string
+	// created: this Consumer has had its durable, so a durable that is
+	// gone was deleted under it and is recreated after position.
+	created atomic.Bool
+	// position is the last stream sequence the durable had delivered when
+	// this Consumer created or updated it, or that this instance received
+	// since, whichever is later.
+	position atomic.Uint64
 	// running ends when Close starts: no more consuming.
 	running     context.Context
 	stopRunning context.CancelFunc
@@ -138,12 +176,18 @@ type Consumer struct {
 	acked        atomic.Uint64
 	naked        atomic.Uint64
 	deadLettered atomic.Uint64
+	skipped      atomic.Uint64
 }
+
+// subjectLister is a dispatcher that can say which subjects it handles,
+// such as *natsched.Router.
+type subjectLister interface{ Subjects() []string }
 
 // NewConsumer returns a Consumer of jsc handing messages to d. It does not
 // touch the server until Start.
 //
-// Errors: natsched.ErrInvalid for a nil jsc or d, or a bad cfg.
+// Errors: natsched.ErrInvalid for a nil jsc or d, a bad cfg, or no
+// cfg.Subjects with a d that cannot report its subjects.
 func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*Consumer, error) {
 	if jsc == nil {
 		return nil, fmt.Errorf("%w: consumer: nil JetStream", natsched.ErrInvalid)
@@ -155,7 +199,11 @@ func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*
 	if err != nil {
 		return nil, err
 	}
-	name := "natsched_" + cfg.Group
+	name := cfg.Prefix + "_" + cfg.Group
+	if _, ok := d.(subjectLister); !ok && len(cfg.Subjects) == 0 {
+		return nil, fmt.Errorf("%w: consumer %s: dispatcher %T cannot say which subjects it handles; set ConsumerConfig.Subjects",
+			natsched.ErrInvalid, name, d)
+	}
 	return &Consumer{
 		js:    jsc,
 		d:     d,
@@ -171,7 +219,13 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	invalid := func(format string, args ...any) (ConsumerConfig, error) {
 		return cfg, fmt.Errorf("%w: consumer: %s", natsched.ErrInvalid, fmt.Sprintf(format, args...))
 	}
-	names := NamesFor(DefaultPrefix)
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !ValidPrefix(cfg.Prefix) {
+		return invalid("prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", cfg.Prefix)
+	}
+	names := NamesFor(cfg.Prefix)
 	if !validGroup(cfg.Group) {
 		return invalid("group %q: want [A-Za-z0-9_-]+", cfg.Group)
 	}
@@ -181,11 +235,7 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	if strings.ContainsAny(cfg.Stream, ".*> \t\r\n") {
 		return invalid("stream %q: not a stream name", cfg.Stream)
 	}
-	if len(cfg.Subjects) == 0 {
-		cfg.Subjects = []string{names.FireSubjects}
-	} else {
-		cfg.Subjects = append([]string(nil), cfg.Subjects...)
-	}
+	cfg.Subjects = slices.Clone(cfg.Subjects)
 	for _, s := range cfg.Subjects {
 		if !validSubject(s, true) {
 			return invalid("subject %q: not a subject filter", s)
@@ -264,15 +314,22 @@ func validSubject(s string, wild bool) bool {
 	return true
 }
 
-// Name is the durable consumer's name, "natsched_<Group>".
+// Name is the durable consumer's name, "<Prefix>_<Group>".
 func (c *Consumer) Name() string { return c.name }
 
-// Start creates or updates the durable consumer and starts consuming. The
-// consumer runs until Close; ctx only bounds the setup, though handler
-// contexts inherit its values. Starting a started consumer does nothing.
+// Start creates the durable consumer, or updates its filter and settings,
+// and starts consuming. The filter is cfg.Subjects or, without them, the
+// dispatcher's subjects as they are now. A new durable starts after the
+// stream's last message (at its first with FromStart); an existing one
+// keeps its deliver policy and position, which the server does not let
+// change. The consumer runs until Close; ctx only bounds the setup, though
+// handler contexts inherit its values. Starting a started consumer does
+// nothing.
 //
-// Errors: natsched.ErrClosed after Close; the server's errors, such as
-// jetstream.ErrStreamNotFound when the stream does not exist.
+// Errors: natsched.ErrClosed after Close; natsched.ErrInvalid when the
+// dispatcher reports no subjects (a router without handlers); the
+// server's errors, such as jetstream.ErrStreamNotFound when the stream
+// does not exist.
 func (c *Consumer) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -281,6 +338,14 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return natsched.ErrClosed
 	case c.started:
 		return nil
+	}
+	c.subjects = c.cfg.Subjects
+	if len(c.subjects) == 0 {
+		c.subjects = c.d.(subjectLister).Subjects() // NewConsumer checked
+		if len(c.subjects) == 0 {
+			return fmt.Errorf("%w: consumer %s: the dispatcher has no handlers, so there is nothing to filter on; register handlers before Start or set ConsumerConfig.Subjects",
+				natsched.ErrInvalid, c.name)
+		}
 	}
 	root := context.WithoutCancel(ctx)
 	running, stopRunning := context.WithCancel(root)
@@ -311,15 +376,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 
 // consume creates or updates the durable and consumes it.
 func (c *Consumer) consume(ctx context.Context) (js.ConsumeContext, error) {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, js.ConsumerConfig{
-		Durable:        c.name,
-		Description:    "natsched handler group " + c.cfg.Group,
-		DeliverPolicy:  js.DeliverAllPolicy,
-		AckPolicy:      js.AckExplicitPolicy,
-		AckWait:        c.cfg.AckWait,
-		MaxDeliver:     -1, // counted here, to dead-letter rather than drop
-		FilterSubjects: c.cfg.Subjects,
-	})
+	cons, err := c.durable(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("natsched: consumer %s on stream %s: %w", c.name, c.cfg.Stream, err)
 	}
@@ -339,6 +396,83 @@ func (c *Consumer) consume(ctx context.Context) (js.ConsumeContext, error) {
 		return nil, fmt.Errorf("natsched: consumer %s on stream %s: consume: %w", c.name, c.cfg.Stream, err)
 	}
 	return cc, nil
+}
+
+// durable creates the durable or updates an existing one. The update
+// copies the existing start (deliver policy, start sequence and time): the
+// server refuses to change them, and a durable's position is its own.
+func (c *Consumer) durable(ctx context.Context) (js.Consumer, error) {
+	want := js.ConsumerConfig{
+		Durable:        c.name,
+		Description:    "natsched handler group " + c.cfg.Group,
+		AckPolicy:      js.AckExplicitPolicy,
+		AckWait:        c.cfg.AckWait,
+		MaxDeliver:     -1, // counted here, to dead-letter rather than drop
+		FilterSubjects: c.subjects,
+	}
+	// Another instance of the group may create or delete the durable
+	// between the look-up and the write; a few rounds settle it.
+	for range 3 {
+		cons, err := c.js.Consumer(ctx, c.cfg.Stream, c.name)
+		switch {
+		case err == nil:
+			have := cons.CachedInfo().Config
+			want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+			if c.cfg.FromStart && have.DeliverPolicy != js.DeliverAllPolicy && !c.created.Load() {
+				c.log.Info("natsched: the durable exists and keeps its position; FromStart applies to a new durable only (delete it to start over)",
+					"deliver_policy", have.DeliverPolicy.String())
+			}
+			cons, err = c.js.UpdateConsumer(ctx, c.cfg.Stream, want)
+			if errors.Is(err, js.ErrConsumerDoesNotExist) {
+				continue
+			}
+		case errors.Is(err, js.ErrConsumerNotFound):
+			want.DeliverPolicy, want.OptStartSeq = c.start(ctx)
+			want.OptStartTime = nil
+			cons, err = c.js.CreateConsumer(ctx, c.cfg.Stream, want)
+			if errors.Is(err, js.ErrConsumerExists) {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.received(cons.CachedInfo().Delivered.Stream)
+		c.created.Store(true)
+		return cons, nil
+	}
+	return nil, errors.New("the durable kept being created or deleted by others; try again")
+}
+
+// start is where a new durable begins. One deleted under this Consumer
+// (by an operator, say) is recreated just after the last message this
+// instance saw, so that messages fired while it was gone are not skipped;
+// redeliveries it had pending are gone with it. If the stream is behind
+// that message, it was recreated too, and all of it is new.
+func (c *Consumer) start(ctx context.Context) (js.DeliverPolicy, uint64) {
+	switch {
+	case c.created.Load():
+		p := c.position.Load()
+		if s, err := c.js.Stream(ctx, c.cfg.Stream); err == nil && s.CachedInfo().State.LastSeq < p {
+			c.position.Store(0)
+			return js.DeliverAllPolicy, 0
+		}
+		return js.DeliverByStartSequencePolicy, p + 1
+	case c.cfg.FromStart:
+		return js.DeliverAllPolicy, 0
+	default:
+		return js.DeliverNewPolicy, 0
+	}
+}
+
+// received moves position up to seq.
+func (c *Consumer) received(seq uint64) {
+	for {
+		p := c.position.Load()
+		if seq <= p || c.position.CompareAndSwap(p, seq) {
+			return
+		}
+	}
 }
 
 // supervise drains consumption when Close starts, and resumes it when it
@@ -422,6 +556,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		Acked:        c.acked.Load(),
 		Naked:        c.naked.Load(),
 		DeadLettered: c.deadLettered.Load(),
+		Skipped:      c.skipped.Load(),
 	}
 }
 
@@ -459,6 +594,7 @@ func (c *Consumer) handle(msg js.Msg) {
 		c.log.Error("natsched: message without metadata", "subject", msg.Subject(), "err", err)
 		return
 	}
+	c.received(meta.Sequence.Stream)
 	n := meta.NumDelivered
 	log := c.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "delivery", n)
 	if n > uint64(c.cfg.MaxDeliver) {
@@ -482,7 +618,9 @@ func (c *Consumer) handle(msg js.Msg) {
 			return
 		}
 		c.acked.Add(1)
-	case errors.Is(err, natsched.ErrDecode) || errors.Is(err, natsched.ErrNoHandler):
+	case errors.Is(err, natsched.ErrNoHandler):
+		c.skip(log, msg, err)
+	case errors.Is(err, natsched.ErrDecode):
 		c.deadLetter(log, msg, meta, err)
 	case c.base.Err() != nil:
 		// Close gave up waiting and cancelled the handler: not the
@@ -529,6 +667,21 @@ func (c *Consumer) nak(log *slog.Logger, msg js.Msg, delay time.Duration, cause 
 	}
 	c.naked.Add(1)
 	log.Warn("natsched: handler failed; will retry", "err", cause, "retry_in", delay)
+}
+
+// skip terminates a message no handler of the group was registered for.
+// Terminating, rather than naking, keeps it from coming back to a group
+// that cannot handle it, where pending redeliveries would hold up its own
+// messages; the stream keeps it for other consumers. No dead letter: it is
+// not a failure of the group's.
+func (c *Consumer) skip(log *slog.Logger, msg js.Msg, cause error) {
+	reason := oneLine(fmt.Sprintf("no handler in group %s: %s", c.cfg.Group, cause), 256)
+	if err := msg.TermWithReason(reason); err != nil {
+		log.Warn("natsched: term", "err", err, "cause", cause) // redelivered, then skipped again
+		return
+	}
+	c.skipped.Add(1)
+	log.Info("natsched: no handler in this group; terminated, not dead-lettered", "err", cause)
 }
 
 // deadLetter publishes msg to the dead letters and, once stored,

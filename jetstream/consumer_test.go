@@ -47,12 +47,20 @@ func ctContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// ctEverything filters on every fired message, for dispatchers that
+// cannot say what they handle.
+var ctEverything = []string{"natsched.fire.>"}
+
 // ctStart starts a consumer of d, closed in t.Cleanup. Retries are fast
-// unless cfg says otherwise.
+// unless cfg says otherwise; a dispatcher other than a router takes every
+// fired message unless cfg says otherwise.
 func ctStart(t *testing.T, jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) *Consumer {
 	t.Helper()
 	if cfg.Group == "" {
 		cfg.Group = "test"
+	}
+	if _, ok := d.(*natsched.Router); !ok && cfg.Subjects == nil {
+		cfg.Subjects = ctEverything
 	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = []time.Duration{10 * time.Millisecond}
@@ -317,37 +325,80 @@ type ctReminder struct {
 	Text string `json:"text"`
 }
 
-func TestConsumerDeadLettersUnprocessableAtOnce(t *testing.T) {
+// ctRouter returns a router with a handler for ctReminder, type
+// "reminder", at natsched.fire.reminder, and for each subject pattern;
+// handled counts the calls of them all.
+func ctRouter(t *testing.T, handled *atomic.Int32, patterns ...string) *natsched.Router {
+	t.Helper()
+	router := natsched.NewRouter(nil)
+	require.NoError(t, natsched.Register[ctReminder](router.Registry(), "reminder"))
+	require.NoError(t, natsched.Handle(router, func(context.Context, ctReminder) error {
+		handled.Add(1)
+		return nil
+	}))
+	for _, p := range patterns {
+		require.NoError(t, router.HandleSubject(p, func(context.Context, *natsched.Message) error {
+			handled.Add(1)
+			return nil
+		}))
+	}
+	return router
+}
+
+func TestConsumerDeadLettersUndecodableAtOnce(t *testing.T) {
+	t.Parallel()
+	_, jsc := ctSetup(t)
+	var handled atomic.Int32
+	c := ctStart(t, jsc, ctRouter(t, &handled), ConsumerConfig{MaxDeliver: 5})
+	const data = `{"text": 42`
+	seq := ctPublish(t, jsc, "natsched.fire.reminder", ctHeader("typed", natsched.HeaderType, "reminder"), data)
+
+	ctWaitStats(t, c, "dead-lettered", func(s ConsumerStats) bool { return s.DeadLettered == 1 })
+	ctSettled(t, jsc, "test", seq)
+	require.Equal(t, ConsumerStats{Delivered: 1, DeadLettered: 1}, c.Stats())
+	require.Zero(t, handled.Load())
+	dead := ctDead(t, jsc, "natsched.dead.natsched.fire.reminder")
+	require.Len(t, dead, 1)
+	require.Equal(t, "1", dead[0].Header.Get("Natsched-Deliveries"))
+	require.Contains(t, dead[0].Header.Get("Natsched-Error"), natsched.ErrDecode.Error())
+	require.Equal(t, "reminder", dead[0].Header.Get(natsched.HeaderType))
+	require.Equal(t, data, string(dead[0].Data))
+}
+
+// TestConsumerSkipsWhatNoHandlerTakes: a message on the group's filter
+// that no handler of the group was registered for is terminated once and
+// never dead-lettered; the group goes on with its own messages.
+func TestConsumerSkipsWhatNoHandlerTakes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name, typ, data, wantErr string
+		name     string
+		patterns []string // subject handlers besides the typed one
+		subjects []string // ConsumerConfig.Subjects
+		subject  string   // of the message nobody handles
+		typ      string   // its Natsched-Type
 	}{
-		{"undecodable", "reminder", `{"text": 42`, natsched.ErrDecode.Error()},
-		{"no handler", "invoice", `{}`, natsched.ErrNoHandler.Error()},
+		{"untyped on a type's subject", nil, nil, "natsched.fire.reminder", ""},
+		{"typed without a handler on a subject pattern", []string{"natsched.fire.orders.>"}, nil, "natsched.fire.orders.new", "invoice"},
+		{"untyped under explicit subjects wider than the handlers", nil, ctEverything, "natsched.fire.demo", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, jsc := ctSetup(t)
-			router := natsched.NewRouter(nil)
-			require.NoError(t, natsched.Register[ctReminder](router.Registry(), "reminder"))
 			var handled atomic.Int32
-			require.NoError(t, natsched.Handle(router, func(context.Context, ctReminder) error {
-				handled.Add(1)
-				return nil
-			}))
-			c := ctStart(t, jsc, router, ConsumerConfig{MaxDeliver: 5})
-			seq := ctPublish(t, jsc, "natsched.fire.typed", ctHeader("typed", natsched.HeaderType, tc.typ), tc.data)
+			c := ctStart(t, jsc, ctRouter(t, &handled, tc.patterns...), ConsumerConfig{Subjects: tc.subjects, MaxDeliver: 2})
+			h := ctHeader("stray")
+			if tc.typ != "" {
+				h.Set(natsched.HeaderType, tc.typ)
+			}
+			ctPublish(t, jsc, tc.subject, h, `{}`)
+			seq := ctPublish(t, jsc, "natsched.fire.reminder", ctHeader("mine", natsched.HeaderType, "reminder"), `{"text":"hi"}`)
 
-			ctWaitStats(t, c, "dead-lettered", func(s ConsumerStats) bool { return s.DeadLettered == 1 })
-			ctSettled(t, jsc, "test", seq)
-			require.Equal(t, ConsumerStats{Delivered: 1, DeadLettered: 1}, c.Stats())
-			require.Zero(t, handled.Load())
-			dead := ctDead(t, jsc, "natsched.dead.natsched.fire.typed")
-			require.Len(t, dead, 1)
-			require.Equal(t, "1", dead[0].Header.Get("Natsched-Deliveries"))
-			require.Contains(t, dead[0].Header.Get("Natsched-Error"), tc.wantErr)
-			require.Equal(t, tc.typ, dead[0].Header.Get(natsched.HeaderType))
-			require.Equal(t, tc.data, string(dead[0].Data))
+			ctWaitStats(t, c, "skipped and handled", func(s ConsumerStats) bool { return s.Skipped == 1 && s.Acked == 1 })
+			info := ctSettled(t, jsc, "test", seq)
+			require.Equal(t, ConsumerStats{Delivered: 2, Acked: 1, Skipped: 1}, c.Stats())
+			require.Zero(t, info.NumRedelivered)
+			require.EqualValues(t, 1, handled.Load())
+			require.Zero(t, ctDeadCount(t, jsc), "a message the group has no handler for was dead-lettered")
 		})
 	}
 }
@@ -417,7 +468,7 @@ func TestConsumerCloseWaitsForHandler(t *testing.T) {
 		finished.Store(true)
 		return nil
 	}}
-	c, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "closing", Logger: ctLogger(t)})
+	c, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "closing", Subjects: ctEverything, Logger: ctLogger(t)})
 	require.NoError(t, err)
 	require.NoError(t, c.Start(ctContext(t)))
 	seq := ctPublish(t, jsc, "natsched.fire.slow", ctHeader("slow"), "")
@@ -448,7 +499,7 @@ func TestConsumerCloseWaitsForHandler(t *testing.T) {
 	require.NoError(t, c.Close(ctContext(t)), "second Close")
 	require.ErrorIs(t, c.Start(ctContext(t)), natsched.ErrClosed)
 
-	never, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "never"})
+	never, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "never", Subjects: ctEverything})
 	require.NoError(t, err)
 	require.NoError(t, never.Close(ctContext(t)), "Close before Start")
 	require.NoError(t, never.Close(ctContext(t)))
@@ -467,7 +518,7 @@ func TestConsumerCloseTimeoutCancelsHandler(t *testing.T) {
 		cancelled.Store(true)
 		return ctx.Err()
 	}}
-	c, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "stuck", MaxDeliver: 1, Logger: ctLogger(t)})
+	c, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "stuck", Subjects: ctEverything, MaxDeliver: 1, Logger: ctLogger(t)})
 	require.NoError(t, err)
 	require.NoError(t, c.Start(ctContext(t)))
 	ctPublish(t, jsc, "natsched.fire.stuck", ctHeader("stuck"), "")
@@ -495,7 +546,7 @@ func TestConsumerSurvivesServerRestart(t *testing.T) {
 	t.Parallel()
 	srv, jsc := ctSetup(t)
 	rec := &ctRecorder{}
-	c, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "restart", Logger: ctLogger(t)})
+	c, err := NewConsumer(jsc, rec, ConsumerConfig{Group: "restart", Subjects: ctEverything, Logger: ctLogger(t)})
 	require.NoError(t, err)
 	require.NoError(t, c.Start(ctContext(t)))
 	first := ctPublish(t, jsc, "natsched.fire.before", ctHeader("before"), "")
@@ -538,9 +589,10 @@ func TestConsumerResumesWhenDurableDeleted(t *testing.T) {
 
 	require.NoError(t, jsc.DeleteConsumer(ctContext(t), "NATSCHED_FIRE", "natsched_phoenix"))
 	seq := ctPublish(t, jsc, "natsched.fire.two", ctHeader("two"), "")
-	// The recreated durable starts from the beginning of the stream again:
-	// at-least-once, so "one" comes back too.
-	natschedtest.Eventually(t, ctWait, func() bool { return c.Stats().Acked >= 2 && rec.count("natsched.fire.two") == 1 },
+	// The recreated durable starts after the last message this instance
+	// received, so "two", fired while there was no durable, still arrives,
+	// and "one" does not come back.
+	natschedtest.Eventually(t, ctWait, func() bool { return c.Stats().Acked == 2 && rec.count("natsched.fire.two") == 1 },
 		"second acked; stats %v; durable %v", ctLazy(func() string { return fmt.Sprintf("%+v", c.Stats()) }),
 		ctLazy(func() string {
 			cons, err := jsc.Consumer(context.Background(), "NATSCHED_FIRE", "natsched_phoenix")
@@ -554,48 +606,64 @@ func TestConsumerResumesWhenDurableDeleted(t *testing.T) {
 			return fmt.Sprintf("%+v waiting %d", info.Delivered, info.NumWaiting)
 		}))
 	ctSettled(t, jsc, "phoenix", seq)
+	require.Equal(t, 1, rec.count("natsched.fire.one"))
 }
 
 func TestConsumerConfigValidation(t *testing.T) {
 	t.Parallel()
 	d := natsched.DispatcherFunc(func(context.Context, *natsched.Message) error { return nil })
+	router := natsched.NewRouter(nil) // reports its subjects, so only cfg is at fault below
 	jsc := natschedtest.RunServer(t).JetStream(t)
 	for _, tc := range []struct {
-		name string
-		cfg  ConsumerConfig
+		name, want string
+		cfg        ConsumerConfig
 	}{
-		{"no group", ConsumerConfig{}},
-		{"dotted group", ConsumerConfig{Group: "a.b"}},
-		{"wildcard group", ConsumerConfig{Group: "a*"}},
-		{"negative max deliver", ConsumerConfig{Group: "g", MaxDeliver: -1}},
-		{"negative backoff", ConsumerConfig{Group: "g", Backoff: []time.Duration{-time.Second}}},
-		{"negative ack wait", ConsumerConfig{Group: "g", AckWait: -time.Second}},
-		{"negative concurrency", ConsumerConfig{Group: "g", Concurrency: -1}},
-		{"wildcard dead prefix", ConsumerConfig{Group: "g", DeadPrefix: "dead.*"}},
-		{"bad subject", ConsumerConfig{Group: "g", Subjects: []string{"a..b"}}},
-		{"bad stream", ConsumerConfig{Group: "g", Stream: "A.B"}},
+		{"no group", "group", ConsumerConfig{}},
+		{"dotted group", "group", ConsumerConfig{Group: "a.b"}},
+		{"wildcard group", "group", ConsumerConfig{Group: "a*"}},
+		{"dotted prefix", "prefix", ConsumerConfig{Group: "g", Prefix: "a.b"}},
+		{"long prefix", "prefix", ConsumerConfig{Group: "g", Prefix: strings.Repeat("p", 33)}},
+		{"negative max deliver", "max deliver", ConsumerConfig{Group: "g", MaxDeliver: -1}},
+		{"negative backoff", "backoff", ConsumerConfig{Group: "g", Backoff: []time.Duration{-time.Second}}},
+		{"negative ack wait", "ack wait", ConsumerConfig{Group: "g", AckWait: -time.Second}},
+		{"negative concurrency", "concurrency", ConsumerConfig{Group: "g", Concurrency: -1}},
+		{"wildcard dead prefix", "dead prefix", ConsumerConfig{Group: "g", DeadPrefix: "dead.*"}},
+		{"bad subject", "subject", ConsumerConfig{Group: "g", Subjects: []string{"a..b"}}},
+		{"bad stream", "stream", ConsumerConfig{Group: "g", Stream: "A.B"}},
 	} {
-		_, err := NewConsumer(jsc, d, tc.cfg)
+		_, err := NewConsumer(jsc, router, tc.cfg)
 		require.ErrorIs(t, err, natsched.ErrInvalid, tc.name)
+		require.ErrorContains(t, err, tc.want, tc.name)
 	}
-	_, err := NewConsumer(nil, d, ConsumerConfig{Group: "g"})
+	_, err := NewConsumer(nil, d, ConsumerConfig{Group: "g", Subjects: ctEverything})
 	require.ErrorIs(t, err, natsched.ErrInvalid)
 	_, err = NewConsumer(jsc, nil, ConsumerConfig{Group: "g"})
 	require.ErrorIs(t, err, natsched.ErrInvalid)
 	_, err = NewConsumer(jsc, (*natsched.Router)(nil), ConsumerConfig{Group: "g"})
 	require.ErrorIs(t, err, natsched.ErrInvalid)
+	// A dispatcher that cannot say what it handles needs Subjects, rather
+	// than taking everything.
+	_, err = NewConsumer(jsc, d, ConsumerConfig{Group: "g"})
+	require.ErrorIs(t, err, natsched.ErrInvalid)
+	require.ErrorContains(t, err, "set ConsumerConfig.Subjects")
 
-	c, err := NewConsumer(jsc, d, ConsumerConfig{Group: "g-1_x"})
+	c, err := NewConsumer(jsc, router, ConsumerConfig{Group: "g-1_x"})
 	require.NoError(t, err)
 	require.Equal(t, "natsched_g-1_x", c.Name())
 	require.Equal(t, ConsumerConfig{
-		Group: "g-1_x", Stream: "NATSCHED_FIRE", Subjects: []string{"natsched.fire.>"},
+		Group: "g-1_x", Prefix: "natsched", Stream: "NATSCHED_FIRE",
 		MaxDeliver: 5, Backoff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
 		AckWait: 30 * time.Second, Concurrency: 1, DeadPrefix: "natsched.dead", Logger: c.cfg.Logger,
 	}, c.cfg)
 	require.NotNil(t, c.cfg.Logger)
 	require.Equal(t, []time.Duration{time.Second, time.Second, 5 * time.Second, 2 * time.Minute, 2 * time.Minute},
 		[]time.Duration{c.backoff(0), c.backoff(1), c.backoff(2), c.backoff(4), c.backoff(9)})
+
+	c, err = NewConsumer(jsc, d, ConsumerConfig{Group: "g", Prefix: "acme", Subjects: []string{"acme.fire.x"}})
+	require.NoError(t, err)
+	require.Equal(t, "acme_g", c.Name())
+	require.Equal(t, "ACME_FIRE", c.cfg.Stream)
+	require.Equal(t, "acme.dead", c.cfg.DeadPrefix)
 }
 
 func TestDeadLetterErrorText(t *testing.T) {
@@ -645,4 +713,173 @@ func TestEnsureDeadStream(t *testing.T) {
 	require.Equal(t, js.FileStorage, cfg.Storage)
 	require.Equal(t, 1, cfg.Replicas)
 	require.ErrorIs(t, EnsureDeadStream(ctx, jsc, -1), natsched.ErrInvalid)
+}
+
+// ctDurable returns the durable's info.
+func ctDurable(t *testing.T, jsc js.JetStream, name string) *js.ConsumerInfo {
+	t.Helper()
+	cons, err := jsc.Consumer(ctContext(t), "NATSCHED_FIRE", name)
+	require.NoError(t, err)
+	info, err := cons.Info(ctContext(t))
+	require.NoError(t, err)
+	return info
+}
+
+// ctEarlier publishes what a daemon fired before the group existed: n
+// untyped messages on natsched.fire.demo and one typed reminder.
+func ctEarlier(t *testing.T, jsc js.JetStream, n int) {
+	t.Helper()
+	for i := range n {
+		ctPublish(t, jsc, "natsched.fire.demo", ctHeader(fmt.Sprintf("hello%d", i)), strings.Repeat("x", 1024))
+	}
+	ctPublish(t, jsc, "natsched.fire.reminder", ctHeader("early", natsched.HeaderType, "reminder"), `{"text":"early"}`)
+}
+
+// TestConsumerNewGroupTakesOnlyNewMessagesOfItsTypes is the user's report:
+// a group started next to a daemon that had fired 17 untyped messages
+// dead-lettered them all. Now it takes none of them, nor the earlier
+// message of its own type, and handles what is fired after it started.
+func TestConsumerNewGroupTakesOnlyNewMessagesOfItsTypes(t *testing.T) {
+	t.Parallel()
+	_, jsc := ctSetup(t)
+	ctEarlier(t, jsc, 17)
+	var handled atomic.Int32
+	c := ctStart(t, jsc, ctRouter(t, &handled), ConsumerConfig{Group: "mailer"})
+	info := ctDurable(t, jsc, "natsched_mailer")
+	require.Equal(t, js.DeliverNewPolicy, info.Config.DeliverPolicy)
+	require.Equal(t, []string{"natsched.fire.reminder"}, info.Config.FilterSubjects)
+
+	seq := ctPublish(t, jsc, "natsched.fire.reminder", ctHeader("late", natsched.HeaderType, "reminder"), `{"text":"late"}`)
+	ctWaitStats(t, c, "handled", func(s ConsumerStats) bool { return s.Acked == 1 })
+	info = ctSettled(t, jsc, "mailer", seq)
+	require.Equal(t, ConsumerStats{Delivered: 1, Acked: 1}, c.Stats())
+	require.EqualValues(t, 1, handled.Load())
+	require.Equal(t, uint64(1), info.Delivered.Consumer, "the durable delivered earlier messages")
+	require.Zero(t, ctDeadCount(t, jsc))
+}
+
+func TestConsumerFromStartReadsEarlierMessages(t *testing.T) {
+	t.Parallel()
+	_, jsc := ctSetup(t)
+	ctEarlier(t, jsc, 3)
+	var handled atomic.Int32
+	c := ctStart(t, jsc, ctRouter(t, &handled), ConsumerConfig{Group: "history", FromStart: true})
+	seq := ctPublish(t, jsc, "natsched.fire.reminder", ctHeader("late", natsched.HeaderType, "reminder"), `{"text":"late"}`)
+
+	ctWaitStats(t, c, "both reminders handled", func(s ConsumerStats) bool { return s.Acked == 2 })
+	ctSettled(t, jsc, "history", seq)
+	require.Equal(t, js.DeliverAllPolicy, ctDurable(t, jsc, "natsched_history").Config.DeliverPolicy)
+	// The untyped messages are outside the filter: neither handled nor
+	// dead-lettered.
+	require.Equal(t, ConsumerStats{Delivered: 2, Acked: 2}, c.Stats())
+	require.EqualValues(t, 2, handled.Load())
+	require.Zero(t, ctDeadCount(t, jsc))
+}
+
+type ctInvoice struct {
+	N int `json:"n"`
+}
+
+func TestConsumerGroupsTakeTheirOwnTypes(t *testing.T) {
+	t.Parallel()
+	_, jsc := ctSetup(t)
+	reg := natsched.NewRegistry()
+	require.NoError(t, natsched.Register[ctReminder](reg, "reminder"))
+	require.NoError(t, natsched.Register[ctInvoice](reg, "billing.invoice"))
+	var reminders, invoices atomic.Int32
+	mailer, billing := natsched.NewRouter(reg), natsched.NewRouter(reg)
+	require.NoError(t, natsched.Handle(mailer, func(context.Context, ctReminder) error { reminders.Add(1); return nil }))
+	require.NoError(t, natsched.Handle(billing, func(context.Context, ctInvoice) error { invoices.Add(1); return nil }))
+	cm := ctStart(t, jsc, mailer, ConsumerConfig{Group: "mailer"})
+	cb := ctStart(t, jsc, billing, ConsumerConfig{Group: "billing"})
+
+	var lastReminder, lastInvoice uint64
+	for i := range 3 {
+		lastReminder = ctPublish(t, jsc, "natsched.fire.reminder", ctHeader(fmt.Sprintf("r%d", i), natsched.HeaderType, "reminder"), `{}`)
+		lastInvoice = ctPublish(t, jsc, "natsched.fire.billing.invoice", ctHeader(fmt.Sprintf("i%d", i), natsched.HeaderType, "billing.invoice"), `{}`)
+	}
+	ctPublish(t, jsc, "natsched.fire.demo", ctHeader("neither"), "")
+
+	ctWaitStats(t, cm, "reminders handled", func(s ConsumerStats) bool { return s.Acked == 3 })
+	ctWaitStats(t, cb, "invoices handled", func(s ConsumerStats) bool { return s.Acked == 3 })
+	ctSettled(t, jsc, "mailer", lastReminder)
+	ctSettled(t, jsc, "billing", lastInvoice)
+	require.Equal(t, ConsumerStats{Delivered: 3, Acked: 3}, cm.Stats())
+	require.Equal(t, ConsumerStats{Delivered: 3, Acked: 3}, cb.Stats())
+	require.EqualValues(t, 3, reminders.Load())
+	require.EqualValues(t, 3, invoices.Load())
+	require.Equal(t, []string{"natsched.fire.billing.invoice"}, ctDurable(t, jsc, "natsched_billing").Config.FilterSubjects)
+	require.Zero(t, ctDeadCount(t, jsc))
+}
+
+// TestConsumerRestartUpdatesFilter: a type added to a group's router is in
+// its durable's filter after a restart, and the durable keeps its
+// position, including one made by an older natsched (deliver all, the
+// whole fire stream) whose deliver policy the server will not change.
+func TestConsumerRestartUpdatesFilter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		old  func(t *testing.T, jsc js.JetStream) // leaves the durable natsched_test behind
+	}{
+		{"durable made by this version", func(t *testing.T, jsc js.JetStream) {
+			var handled atomic.Int32
+			c := ctStart(t, jsc, ctRouter(t, &handled), ConsumerConfig{})
+			seq := ctPublish(t, jsc, "natsched.fire.reminder", ctHeader("r1", natsched.HeaderType, "reminder"), `{}`)
+			ctWaitStats(t, c, "first reminder handled", func(s ConsumerStats) bool { return s.Acked == 1 })
+			ctSettled(t, jsc, "test", seq)
+			require.NoError(t, c.Close(ctContext(t)))
+		}},
+		{"durable made by an older version", func(t *testing.T, jsc js.JetStream) {
+			cons, err := jsc.CreateConsumer(ctContext(t), "NATSCHED_FIRE", js.ConsumerConfig{
+				Durable: "natsched_test", DeliverPolicy: js.DeliverAllPolicy, AckPolicy: js.AckExplicitPolicy,
+				AckWait: DefaultConsumerAckWait, MaxDeliver: -1, FilterSubjects: ctEverything,
+			})
+			require.NoError(t, err)
+			seq := ctPublish(t, jsc, "natsched.fire.reminder", ctHeader("r1", natsched.HeaderType, "reminder"), `{}`)
+			m, err := cons.Next(js.FetchMaxWait(ctWait))
+			require.NoError(t, err)
+			require.NoError(t, m.DoubleAck(ctContext(t)))
+			ctSettled(t, jsc, "test", seq)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, jsc := ctSetup(t)
+			tc.old(t, jsc)
+			before := ctDurable(t, jsc, "natsched_test")
+			ctPublish(t, jsc, "natsched.fire.demo", ctHeader("untyped"), "") // on the old filter only
+
+			var handled atomic.Int32
+			router := ctRouter(t, &handled)
+			require.NoError(t, natsched.Register[ctInvoice](router.Registry(), "billing.invoice"))
+			require.NoError(t, natsched.Handle(router, func(context.Context, ctInvoice) error { handled.Add(1); return nil }))
+			c := ctStart(t, jsc, router, ConsumerConfig{FromStart: true}) // too late: the durable exists
+			after := ctDurable(t, jsc, "natsched_test")
+			require.Equal(t, []string{"natsched.fire.billing.invoice", "natsched.fire.reminder"}, after.Config.FilterSubjects)
+			require.Equal(t, before.Config.DeliverPolicy, after.Config.DeliverPolicy)
+
+			seq := ctPublish(t, jsc, "natsched.fire.billing.invoice", ctHeader("i1", natsched.HeaderType, "billing.invoice"), `{}`)
+			ctWaitStats(t, c, "the new type handled", func(s ConsumerStats) bool { return s.Acked == 1 })
+			ctSettled(t, jsc, "test", seq)
+			// Neither the reminder handled before the restart nor the
+			// untyped message came (back).
+			require.Equal(t, ConsumerStats{Delivered: 1, Acked: 1}, c.Stats())
+			require.EqualValues(t, 1, handled.Load())
+			require.Zero(t, ctDeadCount(t, jsc))
+		})
+	}
+}
+
+func TestConsumerRouterWithoutHandlers(t *testing.T) {
+	t.Parallel()
+	_, jsc := ctSetup(t)
+	c, err := NewConsumer(jsc, natsched.NewRouter(nil), ConsumerConfig{Group: "empty", Logger: ctLogger(t)})
+	require.NoError(t, err)
+	err = c.Start(ctContext(t))
+	require.ErrorIs(t, err, natsched.ErrInvalid)
+	require.ErrorContains(t, err, "no handlers")
+	_, err = jsc.Consumer(ctContext(t), "NATSCHED_FIRE", "natsched_empty")
+	require.ErrorIs(t, err, js.ErrConsumerNotFound, "a durable without a filter takes everything")
+	require.NoError(t, c.Close(ctContext(t)))
 }

@@ -15,6 +15,8 @@
 //   - Stream NATSCHED_FIRE on natsched.fire.> (the default home of targets),
 //     with a duplicate window of at least 2 minutes and 10 lease TTLs.
 //   - Stream NATSCHED_DEAD on natsched.dead.> and natsched.rejected.>.
+//   - Durable consumer natsched_<group> on NATSCHED_FIRE for each handler
+//     group (WithRouter, NewConsumer).
 //
 // # How it works
 //
@@ -55,6 +57,15 @@
 //     (TestSurvivesServerRestart).
 //   - Misfire policies apply to occurrences planned while no leader ran
 //     (TestRestartKeepsSchedules).
+//   - A handler group takes only what is its own: its durable filters on
+//     the subjects of its router's handlers and, when new, starts with
+//     the messages fired after it was created; a message that reaches it
+//     without a handler is terminated for the group and never
+//     dead-lettered (TestTypedGroupNextToTheDaemon,
+//     TestConsumerNewGroupTakesOnlyNewMessagesOfItsTypes,
+//     TestConsumerSkipsWhatNoHandlerTakes). Restarting with other handlers
+//     updates the filter and keeps the position
+//     (TestConsumerRestartUpdatesFilter).
 //
 // Limits: if a state write keeps failing for longer than the duplicate
 // window after its publish succeeded, a later republish is a duplicate.

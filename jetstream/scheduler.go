@@ -174,9 +174,12 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithRouter hands fired messages to router through a durable consumer
-// (cfg.Group names it; see ConsumerConfig), and lets the typed helpers
-// (natsched.ScheduleIn, ...) find the router's registry. It may be given
-// more than once with different groups.
+// "<prefix>_<Group>" (see ConsumerConfig), and lets the typed helpers
+// (natsched.ScheduleIn, ...) find the router's registry. The group
+// receives only what the router has handlers for (router.Subjects(), unless
+// cfg.Subjects says otherwise), fired after its durable was first created
+// (unless cfg.FromStart). It may be given more than once with different
+// groups.
 func WithRouter(router *natsched.Router, cfg ConsumerConfig) Option {
 	return func(o *options) error {
 		if router == nil {
@@ -329,14 +332,8 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return err
 	}
 	for _, cfg := range s.o.consumers {
-		if cfg.Stream == "" {
-			cfg.Stream = s.names.FireStream
-		}
-		if len(cfg.Subjects) == 0 {
-			cfg.Subjects = []string{s.names.FireSubjects}
-		}
-		if cfg.DeadPrefix == "" {
-			cfg.DeadPrefix = s.names.DeadPrefix
+		if cfg.Prefix == "" {
+			cfg.Prefix = s.names.Prefix // names the durable, its stream and dead letters
 		}
 		if cfg.Logger == nil {
 			cfg.Logger = s.log
