@@ -26,3 +26,17 @@ func Real() Clock { return real{} }
 func (real) Now() time.Time { return time.Now() }
 
 func (real) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// After returns a channel that receives once d has passed on c, and a
+// function that stops it (reporting whether it stopped it first), like
+// time.After with a Stop.
+func After(c Clock, d time.Duration) (<-chan struct{}, func() bool) {
+	ch := make(chan struct{}, 1)
+	t := c.AfterFunc(d, func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	return ch, t.Stop
+}

@@ -575,33 +575,10 @@ func (h *haTiming) check(ok bool, format string, args ...any) {
 	}
 }
 
-// done fails the test if a timing check failed, unless an instance not in
-// exempt gave up its lease on its own meanwhile ("could not renew in
-// time") though no fault touched it: that known library issue (a single
-// lease renewal slower than TTL/3 costs the lease, and the instance then
-// waits out its own lease before it can win again) turns the test into a
-// skip that reports the numbers.
-func (h *haTiming) done(t *testing.T, insts []*haInstance, exempt ...*haInstance) {
+// done fails the test if a timing check failed.
+func (h *haTiming) done(t *testing.T) {
 	t.Helper()
-	if len(h.failed) == 0 {
-		return
-	}
-	var downs []string
-	for _, in := range insts {
-		if slices.Contains(exempt, in) {
-			continue
-		}
-		warns, _ := in.logs.snapshot()
-		for _, w := range warns {
-			if strings.Contains(w, "could not renew in time") {
-				downs = append(downs, in.name+": "+w)
-			}
-		}
-	}
-	if len(downs) == 0 {
+	if len(h.failed) > 0 {
 		t.Fatalf("timing: %s", strings.Join(h.failed, "; "))
 	}
-	t.Skipf("BUG: a leader no fault touched gave up its lease (lease TTL %s: one renewal slower than TTL/3 "+
-		"costs the lease, and no instance fires until that lease expires): %s; so: %s",
-		haLease, strings.Join(downs, "; "), strings.Join(h.failed, "; "))
 }

@@ -102,7 +102,7 @@ func TestHAKilledSchedulerLeader(t *testing.T) {
 	var timing haTiming
 	timing.check(gap1 <= haLease+time.Second, "failover gap after the first kill %s > %s", gap1, haLease+time.Second)
 	timing.check(gap2 <= haLease+time.Second, "failover gap after the second kill %s > %s", gap2, haLease+time.Second)
-	timing.done(t, insts, insts[v1], insts[v2])
+	timing.done(t)
 }
 
 // TestHAKilledNATSNode: two instances, 300 one-shots over 15s; the server
@@ -574,7 +574,7 @@ func TestHAClockSkew(t *testing.T) {
 	offB, _ := behind.s.ClockOffset()
 	require.InDelta(t, float64(-skew), float64(offA), float64(100*time.Millisecond), "offset estimate of the instance ahead")
 	require.InDelta(t, float64(skew), float64(offB), float64(100*time.Millisecond), "offset estimate of the instance behind")
-	timing.done(t, []*haInstance{ahead, behind})
+	timing.done(t)
 }
 
 // TestHASlowAndFailingConsumers: three handler groups on different
@@ -725,7 +725,7 @@ func TestHASlowAndFailingConsumers(t *testing.T) {
 		require.True(t, deadIDs[s.ID], "%s dead-lettered", s.ID)
 		require.Equal(t, 3, attempts[s.ID], "%s tried 3 times", s.ID)
 	}
-	timing.done(t, []*haInstance{in})
+	timing.done(t)
 }
 
 // TestHATenants: the servers know three users: the scheduler (everything),

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsched/natsched/clock"
+	"github.com/natsched/natsched/jetstream/internal/lease"
 )
 
 // skew estimates how far the JetStream server's clock is ahead of this
@@ -92,7 +95,7 @@ func (s *Scheduler) watchSkew(ctx context.Context) {
 			for {
 				select {
 				case <-ctx.Done():
-					s.loop.stopWatch(w)
+					lease.StopWatch(s.nc, w)
 					return
 				case e, ok := <-w.Updates():
 					if !ok {
@@ -103,10 +106,10 @@ func (s *Scheduler) watchSkew(ctx context.Context) {
 					}
 				}
 			}
-			s.loop.stopWatch(w)
+			lease.StopWatch(s.nc, w)
 		}
 		// The watch ended (reconnect, error): watch again shortly.
-		wait, stop := (&lease{s: s}).after(time.Second)
+		wait, stop := clock.After(s.o.leaseClock, time.Second)
 		select {
 		case <-ctx.Done():
 			stop()

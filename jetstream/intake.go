@@ -14,6 +14,7 @@ import (
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/clock"
 )
 
 // Intake headers (contract). They mirror NATS server message schedules'
@@ -108,7 +109,7 @@ func (in *intake) stop(ctx context.Context) {
 			// cannot finish, so it gets a bounded wait. Messages not acked
 			// are redelivered to another instance.
 			in.cc.Drain()
-			wait, stop := (&lease{s: in.s}).after(2 * time.Second)
+			wait, stop := clock.After(in.s.o.leaseClock, 2*time.Second)
 			select {
 			case <-in.cc.Closed():
 			case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 	"github.com/natsched/natsched"
 	"github.com/natsched/natsched/clock"
 	"github.com/natsched/natsched/internal/engine"
+	"github.com/natsched/natsched/jetstream/internal/lease"
 )
 
 // fireTimeout bounds one fire (read, publishes, state write). It is not
@@ -139,15 +140,16 @@ func newLeader(s *Scheduler) *leader {
 	}
 }
 
-// switchTo asks the loop to start or end a term and waits until it has.
-// It returns false if the loop is gone.
-func (l *leader) switchTo(ctx context.Context, lead bool) bool {
+// switchTo asks the loop to start or end a term and waits until it has
+// (a term ends once its in-flight fires finished). It returns false if the
+// loop is gone or cancel fires first.
+func (l *leader) switchTo(cancel <-chan struct{}, lead bool) bool {
 	c := control{lead: lead, done: make(chan struct{})}
 	select {
 	case l.control <- c:
 	case <-l.stopped:
 		return false
-	case <-ctx.Done():
+	case <-cancel:
 		return false
 	}
 	select {
@@ -222,10 +224,10 @@ func (l *leader) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			l.stopWatch(w)
+			lease.StopWatch(l.s.nc, w)
 			return
 		case <-reconnected:
-			l.stopWatch(w)
+			lease.StopWatch(l.s.nc, w)
 			updates, w = nil, nil
 			select {
 			case retry <- struct{}{}:
@@ -302,15 +304,6 @@ func (l *leader) run(ctx context.Context) {
 		}
 		l.rearm()
 		l.npend.Store(int64(l.idx.pending))
-	}
-}
-
-// stopWatch stops w. Stopping deletes its consumer with an API request
-// that would wait out its timeout while disconnected; then the server
-// removes the idle ephemeral consumer by itself.
-func (l *leader) stopWatch(w js.KeyWatcher) {
-	if w != nil && l.s.nc.IsConnected() {
-		_ = w.Stop()
 	}
 }
 

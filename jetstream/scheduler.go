@@ -385,10 +385,14 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			s.watchSkew(runCtx)
 		}()
 	}
-	l := newLease(s)
+	l, err := s.newLease()
+	if err != nil {
+		cancel()
+		return err
+	}
 	go func() {
 		defer s.wg.Done()
-		l.run(runCtx)
+		l.Run(runCtx)
 	}()
 	s.started = true
 	return nil
@@ -481,7 +485,7 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	if s.leaseKV == nil {
 		return st, nil
 	}
-	name, err := currentLeader(ctx, s.leaseKV)
+	name, err := currentLeader(ctx, s)
 	if err != nil {
 		return st, err
 	}
@@ -503,7 +507,7 @@ func (s *Scheduler) retryNotReady(ctx context.Context, setup func(context.Contex
 			return err
 		}
 		s.log.Warn("natsched: JetStream not ready; retrying", "err", err)
-		wait, stop := (&lease{s: s}).after(500 * time.Millisecond)
+		wait, stop := clock.After(s.o.leaseClock, 500*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			stop()
