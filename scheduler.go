@@ -88,6 +88,10 @@ type Schedule struct {
 	Anchor time.Time
 	// Triggers are accepted triggers that have not fired yet.
 	Triggers []time.Time
+
+	// everyZero: the JSON form gave "every" as a zero duration ("0s"),
+	// which Validate refuses rather than take for "not given".
+	everyZero bool
 }
 
 // Recurring reports whether s fires more than once by design.

@@ -263,6 +263,10 @@ func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Ti
 		if err != nil {
 			return nil, err
 		}
+		// Zero would read as "no interval given" to Validate.
+		if err := natsched.CheckEvery(d); err != nil {
+			return nil, headerError(err)
+		}
 		sch.Every = d
 	default:
 		sch.Cron = spec
