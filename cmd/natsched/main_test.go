@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,30 +66,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a subprocess's stderr while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // daemon is a `natsched server` subprocess.
 type daemon struct {
 	cmd    *exec.Cmd
 	url    string
 	port   string
-	logs   *syncBuffer
+	logs   *natschedtest.Buffer
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
 }
@@ -108,7 +89,7 @@ func startDaemon(t *testing.T, store, listen string) *daemon {
 // It is killed in t.Cleanup if still running.
 func startServer(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{logs: &syncBuffer{}, exited: make(chan struct{})}
+	d := &daemon{logs: &natschedtest.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(binary, append([]string{"server"}, args...)...)
 	d.cmd.Env = childEnv()
 	stderr, err := d.cmd.StderrPipe()
@@ -440,4 +421,49 @@ func TestServerWithExternalNATS(t *testing.T) {
 
 	d.stop(t, syscall.SIGTERM)
 	require.True(t, srv.Running(), "stopping the daemon leaves an external server alone")
+}
+
+// lockWait bounds how long a daemon refused the store may take to exit.
+const lockWait = 10 * time.Second
+
+// TestStoreLock: a second daemon on a store in use exits 1 at once, naming
+// the store and the holder, and the first keeps serving; a killed daemon
+// leaves no lock behind.
+func TestStoreLock(t *testing.T) {
+	t.Parallel()
+	store := t.TempDir()
+	first := startDaemon(t, store, "127.0.0.1:0")
+	ok(t, "add", "lock.keep", "--subject", "natsched.fire.lock", "--every", "1h", "--data", "kept", "-s", first.url)
+	lockFile := filepath.Join(store, "natsched.lock")
+
+	start := time.Now()
+	code, out, errOut := runBin(t, "server", "--store", store, "--listen", "127.0.0.1:0")
+	took := time.Since(start)
+	require.Equal(t, 1, code, errOut)
+	require.Empty(t, out)
+	require.Equal(t, fmt.Sprintf("natsched server: store %s is in use by process %d (lock %s)\n",
+		store, first.cmd.Process.Pid, lockFile), errOut, "one line, and nothing started before it")
+	require.Less(t, took, lockWait)
+
+	// The first still serves, and still leads once its lease is won.
+	natschedtest.Eventually(t, fireWait, func() bool {
+		var st map[string]any
+		require.NoError(t, json.Unmarshal([]byte(ok(t, "status", "--json", "-s", first.url)), &st))
+		return st["leader"] != "" && st["leader"] == st["instance"]
+	}, "the first daemon leads")
+	require.Equal(t, []byte("kept"), getJSON(t, first.url, "lock.keep").Data)
+	require.NotContains(t, first.logs.String(), "level=ERROR")
+
+	require.NoError(t, first.cmd.Process.Kill())
+	select {
+	case <-first.exited:
+	case <-time.After(exitWait):
+		t.Fatalf("daemon not gone %s after SIGKILL", exitWait)
+	}
+	next := startDaemon(t, store, "127.0.0.1:0")
+	require.Equal(t, []byte("kept"), getJSON(t, next.url, "lock.keep").Data, "the store is whole")
+	b, err := os.ReadFile(lockFile)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("%d\n", next.cmd.Process.Pid), string(b))
+	next.stop(t, syscall.SIGTERM)
 }

@@ -20,6 +20,7 @@ import (
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/storelock"
 	natschedjs "github.com/natsched/natsched/jetstream"
 )
 
@@ -52,7 +53,8 @@ Stops cleanly on SIGINT or SIGTERM.
 
   --nats URL              connect to this NATS (one URL or a comma-separated list)
                           instead of starting an embedded server
-  --store DIR             embedded server's JetStream store (default ./natsched-data)
+  --store DIR             embedded server's JetStream store (default ./natsched-data),
+                          locked: one daemon per store (DIR/natsched.lock holds its PID)
   --listen HOST:PORT      embedded server's client address (default 127.0.0.1:4222; port 0: any)
   --prefix P              prefix of buckets, streams and subjects (default natsched)
   --name N                instance name (default: host name and process ID)
@@ -222,7 +224,17 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		nats.ClosedHandler(func(*nats.Conn) { closeOnce.Do(func() { close(ncClosed) }) }),
 	}
 	if f.embedded {
+		// Before the embedded server opens anything: two servers on one
+		// store corrupt it. The lock goes with the process.
+		lock, lockErr := storelock.Acquire(f.store)
+		if lockErr != nil {
+			return lockErr
+		}
+		defer func() { _ = lock.Release() }()
 		store, _ := filepath.Abs(f.store)
+		if !storelock.Supported {
+			log.Warn("natsched: this system cannot lock the store; never point two daemons at it", "store", store)
+		}
 		srv, err = startEmbedded(ctx, f, store, log)
 		if errors.Is(err, errStopped) {
 			return nil
