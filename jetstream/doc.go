@@ -15,6 +15,28 @@
 //   - Stream NATSCHED_FIRE on natsched.fire.> (the default home of targets),
 //     with a duplicate window of at least 2 minutes and 10 lease TTLs.
 //   - Stream NATSCHED_DEAD on natsched.dead.> and natsched.rejected.>.
+//   - Stream NATSCHED_INTAKE on natsched.in.> (work queue).
+//
+// # Streams and buckets are the operator's
+//
+// Start creates those that do not exist: the fire stream with max age
+// WithFireMaxAge (default 7 days), the dead-letter stream with
+// WithDeadMaxAge (default 30 days), the intake stream with none (an
+// intake message JetStream acknowledged waits for a scheduler however long
+// none runs), the lease bucket with the lease TTL, all with WithReplicas.
+// Instances that start at once create them once. What exists is left as
+// it is (limits, replicas, placement), so an operator's `nats stream edit`
+// survives restarts. Start checks only what natsched depends on:
+//
+//   - the streams capture the subjects natsched uses them for, and the
+//     schedules bucket has no TTL: a warning otherwise;
+//   - the fire stream's duplicate window is at least MinDuplicateWindow
+//     and 10 lease TTLs: ErrDuplicateWindow otherwise, since exactly-once
+//     publishing across a failover rests on it;
+//   - the lease bucket's TTL is the lease TTL: Start sets it, unless that
+//     would shorten it while another instance holds the lease; then this
+//     instance runs with the bucket's TTL and logs a warning (see
+//     WithLeaseTTL).
 //
 // # How it works
 //

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/natsched/natsched"
@@ -466,4 +467,76 @@ func TestStoreLock(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("%d\n", next.cmd.Process.Pid), string(b))
 	next.stop(t, syscall.SIGTERM)
+}
+
+// streamConfig reads a stream's configuration from the server at url.
+func streamConfig(t *testing.T, url, name string) jetstream.StreamConfig {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	jsc, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+	defer cancel()
+	st, err := jsc.Stream(ctx, name)
+	require.NoError(t, err, "stream %s", name)
+	return st.CachedInfo().Config
+}
+
+// TestStreamsAreTheOperators: streams are created with --fire-max-age and
+// --dead-max-age; what an operator changes afterwards survives a restart.
+func TestStreamsAreTheOperators(t *testing.T) {
+	t.Parallel()
+	t.Run("defaults, then edited", func(t *testing.T) {
+		t.Parallel()
+		store := t.TempDir()
+		d := startDaemon(t, store, "127.0.0.1:0")
+		fire := streamConfig(t, d.url, "NATSCHED_FIRE")
+		require.Equal(t, 168*time.Hour, fire.MaxAge)
+		require.Equal(t, 720*time.Hour, streamConfig(t, d.url, "NATSCHED_DEAD").MaxAge)
+
+		// As `nats stream edit NATSCHED_FIRE --max-age 24h` does.
+		nc, err := nats.Connect(d.url)
+		require.NoError(t, err)
+		jsc, err := jetstream.New(nc)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+		defer cancel()
+		fire.MaxAge = 24 * time.Hour
+		_, err = jsc.UpdateStream(ctx, fire)
+		require.NoError(t, err)
+		nc.Close()
+		d.stop(t, syscall.SIGTERM)
+
+		d2 := startDaemon(t, store, "127.0.0.1:0")
+		require.Equal(t, 24*time.Hour, streamConfig(t, d2.url, "NATSCHED_FIRE").MaxAge, "the operator's edit survives a restart")
+		require.Equal(t, 720*time.Hour, streamConfig(t, d2.url, "NATSCHED_DEAD").MaxAge)
+		d2.stop(t, syscall.SIGTERM)
+	})
+	t.Run("flags", func(t *testing.T) {
+		t.Parallel()
+		d := startServer(t, "--store", t.TempDir(), "--listen", "127.0.0.1:0", "--fire-max-age", "1h", "--dead-max-age", "2h")
+		require.Equal(t, time.Hour, streamConfig(t, d.url, "NATSCHED_FIRE").MaxAge)
+		require.Equal(t, 2*time.Hour, streamConfig(t, d.url, "NATSCHED_DEAD").MaxAge)
+		d.stop(t, syscall.SIGTERM)
+	})
+}
+
+// TestShortDuplicateWindowStopsTheDaemon: a fire stream whose duplicate
+// window cannot cover a failover is the one mismatch the daemon refuses.
+func TestShortDuplicateWindowStopsTheDaemon(t *testing.T) {
+	t.Parallel()
+	srv := natschedtest.RunServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+	defer cancel()
+	_, err := srv.JetStream(t).CreateStream(ctx, jetstream.StreamConfig{
+		Name: "NATSCHED_FIRE", Subjects: []string{"natsched.fire.>"}, Duplicates: time.Minute,
+	})
+	require.NoError(t, err)
+	code, out, errOut := runBin(t, "server", "--nats", srv.URL(), "--lease", "1s")
+	require.Equal(t, 1, code, errOut)
+	require.Empty(t, out)
+	require.Contains(t, errOut, "natsched server: start: natsched: duplicate window too short: "+
+		"stream NATSCHED_FIRE has a duplicate window of 1m0s, natsched needs at least 2m0s")
 }

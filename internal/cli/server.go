@@ -59,7 +59,11 @@ Stops cleanly on SIGINT or SIGTERM.
   --prefix P              prefix of buckets, streams and subjects (default natsched)
   --name N                instance name (default: host name and process ID)
   --replicas 1|3          replicas of the buckets and streams it creates (default 1)
-  --lease D               leader lease TTL (default 3s)
+  --lease D               leader lease TTL (default 3s); every instance should use the same
+  --fire-max-age D        max age of NATSCHED_FIRE when it is created (default 168h; 0: none)
+  --dead-max-age D        max age of NATSCHED_DEAD when it is created (default 720h; 0: none)
+                          Streams and buckets that exist keep the limits, replicas and
+                          placement their operator gave them
   --misfire-threshold D   how late an occurrence may fire before it counts as missed (default 1s)
   --allow ID=SUBJECT      allow schedules whose ID matches ID to target subjects matching
                           SUBJECT (NATS wildcards; repeatable); with any rule, others get 403
@@ -76,6 +80,8 @@ type serverFlags struct {
 	name             string
 	replicas         int
 	lease, misfire   time.Duration
+	fireMaxAge       time.Duration
+	deadMaxAge       time.Duration
 	allow            stringList
 	verbose          bool
 	embedded         bool
@@ -98,6 +104,8 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&f.replicas, "replicas", 1, "")
 	fs.DurationVar(&f.lease, "lease", natschedjs.DefaultLeaseTTL, "")
 	fs.DurationVar(&f.misfire, "misfire-threshold", time.Second, "")
+	fs.DurationVar(&f.fireMaxAge, "fire-max-age", natschedjs.DefaultFireMaxAge, "")
+	fs.DurationVar(&f.deadMaxAge, "dead-max-age", natschedjs.DefaultDeadMaxAge, "")
 	fs.Var(&f.allow, "allow", "")
 	fs.BoolVar(&f.verbose, "verbose", false, "")
 	fs.BoolVar(&f.verbose, "v", false, "")
@@ -171,6 +179,9 @@ func (f *serverFlags) validate() error {
 	if f.misfire <= 0 {
 		return usagef("--misfire-threshold must be positive, got %s", f.misfire)
 	}
+	if f.fireMaxAge < 0 || f.deadMaxAge < 0 {
+		return usagef("--fire-max-age and --dead-max-age must not be negative")
+	}
 	if f.set["name"] && (f.name == "" || len(f.name) > 128) {
 		return usagef("--name must be 1-128 characters")
 	}
@@ -186,6 +197,8 @@ func (f *serverFlags) validate() error {
 		natschedjs.WithReplicas(f.replicas),
 		natschedjs.WithLeaseTTL(f.lease),
 		natschedjs.WithMisfireThreshold(f.misfire),
+		natschedjs.WithFireMaxAge(f.fireMaxAge),
+		natschedjs.WithDeadMaxAge(f.deadMaxAge),
 	}
 	if f.name != "" {
 		f.schedulerOptions = append(f.schedulerOptions, natschedjs.WithName(f.name))
