@@ -358,6 +358,28 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, 1, code)
 	})
 
+	t.Run("too large", func(t *testing.T) {
+		// Over max payload once base64-encoded: nats.go will not send it,
+		// and the CLI says why in the service's terms.
+		big := filepath.Join(t.TempDir(), "big")
+		require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte("x"), 900<<10), 0o600))
+		code, out, errOut := runBin(t, "add", "big.data", "--subject", "natsched.fire.big", "--in", "1h", "--data-file", big, "-s", s)
+		require.Equal(t, 1, code, errOut)
+		require.Empty(t, out)
+		require.Regexp(t, `^natsched add: data: the request takes \d+ bytes, over the server's max payload of 1048576 bytes \(the payload travels base64-encoded, a third larger\) \(413\)\n$`, errOut)
+
+		// Small enough to send, too large to fire: the service's own 413.
+		code, out, errOut = runBin(t, "add", "big.header", "--subject", "natsched.fire.big", "--in", "1h",
+			"--header", "X-Big:"+strings.Repeat("h", 70<<10), "-s", s)
+		require.Equal(t, 1, code, errOut)
+		require.Empty(t, out)
+		require.Regexp(t, `^natsched add: header: the fired message's headers would take \d+ bytes, over JetStream's limit of 65535 \(413\)\n$`, errOut)
+		for _, id := range []string{"big.data", "big.header"} {
+			code, _, _ := runBin(t, "get", id, "-s", s)
+			require.Equal(t, 1, code, "%s was not stored", id)
+		}
+	})
+
 	d.stop(t, syscall.SIGINT)
 	require.Contains(t, d.logs.String(), `msg="natsched: stopped"`)
 }
