@@ -153,6 +153,7 @@ func (w *wireSchedule) schedule() (Schedule, bool) {
 	if w.MaxRuns < 0 || w.Runs < 0 {
 		ok = false
 	}
+	s.everyZero = w.Every != "" && s.Every == 0
 	return s, ok
 }
 
@@ -244,6 +245,7 @@ func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, err
 			}
 		case "every":
 			err = dur(k, v, &s.Every)
+			s.everyZero = err == nil && s.Every == 0
 		case "start":
 			err = tim(k, v, &s.Start)
 		case "end":
@@ -495,7 +497,7 @@ func (s *Schedule) Validate() error {
 		return Invalid("type", "%q is not a dotted name of [A-Za-z0-9_-] tokens", Truncate(s.Type))
 	}
 	kinds := 0
-	for _, set := range []bool{!s.At.IsZero(), s.In != 0, s.Every != 0, s.Cron != ""} {
+	for _, set := range []bool{!s.At.IsZero(), s.In != 0, s.hasEvery(), s.Cron != ""} {
 		if set {
 			kinds++
 		}
@@ -509,8 +511,10 @@ func (s *Schedule) Validate() error {
 	if s.In < 0 {
 		return Invalid("in", "must not be negative")
 	}
-	if s.Every != 0 && s.Every < MinEvery {
-		return Invalid("every", "must be at least %s, got %s", MinEvery, s.Every)
+	if s.hasEvery() {
+		if err := CheckEvery(s.Every); err != nil {
+			return err
+		}
 	}
 	if _, err := LoadZone(s.TZ); err != nil {
 		return err
@@ -612,11 +616,25 @@ func checkJitter(s *Schedule) error {
 	return nil
 }
 
+// hasEvery reports whether s says every, a zero interval given in JSON
+// included.
+func (s *Schedule) hasEvery() bool { return s.Every != 0 || s.everyZero }
+
+// CheckEvery returns the "every" *FieldError for an interval below
+// MinEvery, or nil. Validate applies it; intake and other parsers that
+// read an interval of their own use it to say the same thing.
+func CheckEvery(d time.Duration) error {
+	if d < MinEvery {
+		return Invalid("every", "must be at least %s, got %s", MinEvery, d)
+	}
+	return nil
+}
+
 func firstKind(s *Schedule) string {
 	switch {
 	case s.Cron != "":
 		return "cron"
-	case s.Every != 0:
+	case s.hasEvery():
 		return "every"
 	case s.In != 0:
 		return "in"

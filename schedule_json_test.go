@@ -969,7 +969,7 @@ func TestValidateScheduleParsedBodies(t *testing.T) {
 		`{"subject":"b","every":"1m"}`:                                                                      "id",
 		`{"id":"a","every":"1m"}`:                                                                           "subject",
 		`{"id":"a","subject":"b"}`:                                                                          "at",
-		`{"id":"a","subject":"b","every":"0s"}`:                                                             "at",
+		`{"id":"a","subject":"b","every":"0s"}`:                                                             "every",
 		`{"id":"a","subject":"b","every":"999us"}`:                                                          "every",
 		`{"id":"a","subject":"b","every":"1m","cron":"@daily"}`:                                             "cron",
 		`{"id":"a","subject":"b","in":"1m","start":"2026-01-01T00:00:00Z"}`:                                 "start",
@@ -983,6 +983,28 @@ func TestValidateScheduleParsedBodies(t *testing.T) {
 		s := sjParse(t, body)
 		sjRequireFieldError(t, s.Validate(), field)
 	}
+}
+
+// TestEveryGivenAsZero: "every":"0s" is a too short interval, not an absent
+// one, for the strict parser and for the lenient decoder alike; a
+// Schedule built in Go with Every 0 has no interval.
+func TestEveryGivenAsZero(t *testing.T) {
+	t.Parallel()
+	const body = `{"id":"a","subject":"b","every":"0s"}`
+	strict := sjParse(t, body)
+	require.EqualError(t, strict.Validate(), "every: must be at least 1ms, got 0s")
+	require.EqualError(t, strict.Clone().Validate(), "every: must be at least 1ms, got 0s", "a copy remembers it")
+	lenient, err := sjUnmarshal(t, []byte(body))
+	require.NoError(t, err)
+	require.EqualError(t, lenient.Validate(), "every: must be at least 1ms, got 0s")
+
+	both := sjParse(t, `{"id":"a","subject":"b","every":"0s","cron":"@daily"}`)
+	sjRequireFieldError(t, both.Validate(), "cron", "every")
+
+	built := &natsched.Schedule{ID: "a", Subject: "b"}
+	require.EqualError(t, built.Validate(), "at: one of at, in, every or cron is required")
+	require.EqualError(t, natsched.CheckEvery(0), "every: must be at least 1ms, got 0s")
+	require.NoError(t, natsched.CheckEvery(time.Millisecond))
 }
 
 // ---------------------------------------------------------------------------

@@ -71,10 +71,15 @@ type Schedule struct {
 	Data   []byte      // the payload
 
 	// State.
-	Status    Status
-	NextRun   time.Time // planned time of the next occurrence (zero when none)
-	LastRun   time.Time // planned time of the latest fired occurrence
-	Runs      int64     // occurrences fired, triggers included
+	Status  Status
+	NextRun time.Time // planned time of the next occurrence (zero when none)
+	// LastRun is the planned time (jitter excluded) of the latest
+	// occurrence fired so far: the nominal time it stands for, not when
+	// it was published, so a once-misfired occurrence fired late shows
+	// the latest missed time, and a trigger its acceptance time. Zero
+	// until the first fire; a Put that replaces the schedule resets it.
+	LastRun   time.Time
+	Runs      int64 // occurrences fired, triggers included
 	Created   time.Time
 	Updated   time.Time
 	Revision  uint64
@@ -88,6 +93,10 @@ type Schedule struct {
 	Anchor time.Time
 	// Triggers are accepted triggers that have not fired yet.
 	Triggers []time.Time
+
+	// everyZero: the JSON form gave "every" as a zero duration ("0s"),
+	// which Validate refuses rather than take for "not given".
+	everyZero bool
 }
 
 // Recurring reports whether s fires more than once by design.

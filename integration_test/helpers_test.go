@@ -50,10 +50,11 @@ const (
 // daemon is one embedded server with one scheduler instance, and a plain
 // client connection to it.
 type daemon struct {
-	srv  *natschedtest.Server
-	nc   *nats.Conn
-	js   js.JetStream
-	name string
+	srv   *natschedtest.Server
+	sched *jetstream.Scheduler // for tests of the Go API next to the wire
+	nc    *nats.Conn
+	js    js.JetStream
+	name  string
 }
 
 // startDaemon runs a server (with srvOpts) and a scheduler named name on
@@ -61,11 +62,11 @@ type daemon struct {
 func startDaemon(t *testing.T, name string, srvOpts []natschedtest.Option, opts ...jetstream.Option) *daemon {
 	t.Helper()
 	srv := natschedtest.RunServer(t, srvOpts...)
-	startScheduler(t, srv, name, opts...)
+	s := startScheduler(t, srv, name, opts...)
 	nc := srv.Conn(t)
 	jsc, err := js.New(nc)
 	require.NoError(t, err)
-	d := &daemon{srv: srv, nc: nc, js: jsc, name: name}
+	d := &daemon{srv: srv, sched: s, nc: nc, js: jsc, name: name}
 	// Start may return before the server has registered the service's
 	// subscriptions: wait until the API answers at all.
 	natschedtest.Eventually(t, reqTimeout, func() bool {
@@ -77,7 +78,7 @@ func startDaemon(t *testing.T, name string, srvOpts []natschedtest.Option, opts 
 
 // startScheduler starts an in-process scheduler on srv and closes it in
 // t.Cleanup (before the server stops).
-func startScheduler(t *testing.T, srv *natschedtest.Server, name string, opts ...jetstream.Option) {
+func startScheduler(t *testing.T, srv *natschedtest.Server, name string, opts ...jetstream.Option) *jetstream.Scheduler {
 	t.Helper()
 	var out io.Writer = io.Discard
 	if os.Getenv("NATSCHED_TEST_LOG") != "" {
@@ -98,6 +99,7 @@ func startScheduler(t *testing.T, srv *natschedtest.Server, name string, opts ..
 		defer cancel()
 		assert.NoError(t, s.Close(ctx))
 	})
+	return s
 }
 
 // body renders a request body: []byte and string are sent as they are,

@@ -74,15 +74,17 @@ func validPattern(p string) bool {
 	return true
 }
 
-// subjectMatches matches a literal subject against a pattern with * (one
-// token) and > (one or more trailing tokens).
+// subjectMatches reports whether every subject that subject stands for
+// matches pattern, both with * (one token) and > (one or more trailing
+// tokens): for a literal subject, whether it matches; for a wildcard one,
+// whether pattern covers all it covers (a stream filter capturing it).
 func subjectMatches(pattern, subject string) bool {
 	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
 	for i, t := range p {
 		switch {
 		case t == ">":
 			return len(s) > i
-		case i >= len(s):
+		case i >= len(s), s[i] == ">":
 			return false
 		case t != "*" && t != s[i]:
 			return false

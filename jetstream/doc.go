@@ -17,6 +17,28 @@
 //   - Stream NATSCHED_DEAD on natsched.dead.> and natsched.rejected.>.
 //   - Durable consumer natsched_<group> on NATSCHED_FIRE for each handler
 //     group (WithRouter, NewConsumer).
+//   - Stream NATSCHED_INTAKE on natsched.in.> (work queue).
+//
+// # Streams and buckets are the operator's
+//
+// Start creates those that do not exist: the fire stream with max age
+// WithFireMaxAge (default 7 days), the dead-letter stream with
+// WithDeadMaxAge (default 30 days), the intake stream with none (an
+// intake message JetStream acknowledged waits for a scheduler however long
+// none runs), the lease bucket with the lease TTL, all with WithReplicas.
+// Instances that start at once create them once. What exists is left as
+// it is (limits, replicas, placement), so an operator's `nats stream edit`
+// survives restarts. Start checks only what natsched depends on:
+//
+//   - the streams capture the subjects natsched uses them for, and the
+//     schedules bucket has no TTL: a warning otherwise;
+//   - the fire stream's duplicate window is at least MinDuplicateWindow
+//     and 10 lease TTLs: ErrDuplicateWindow otherwise, since exactly-once
+//     publishing across a failover rests on it;
+//   - the lease bucket's TTL is the lease TTL: Start sets it, unless that
+//     would shorten it while another instance holds the lease; then this
+//     instance runs with the bucket's TTL and logs a warning (see
+//     WithLeaseTTL).
 //
 // # How it works
 //
@@ -26,7 +48,7 @@
 // from a watch of the bucket: a status-filtered List takes its candidates
 // from it, once it has caught up with every write the bucket acknowledged
 // before the call, and reads their current values. The instance holding
-// the lease (see lease.go for its state model) sleeps on a single timer
+// the lease (see package jetstream/internal/lease for its state model) sleeps on a single timer
 // until the earliest due time, reads each due schedule, publishes its
 // occurrences with Nats-Msg-Id set to the occurrence ID, and writes the new
 // state only after the PubAck.
@@ -44,8 +66,11 @@
 //     bucket's limit markers and campaign at once, with their index already
 //     loaded. The failover test bounds the gap by TTL + 1s.
 //   - A leader stops firing before its lease can expire on the server: it
-//     renews every TTL/3 and fires only within 2/3 TTL of its last
-//     confirmed renewal.
+//     renews every TTL/3 and publishes only within 2/3 TTL of its last
+//     confirmed renewal, checked before every publish, so a process frozen
+//     mid-batch publishes nothing once it wakes past its lease
+//     (TestFrozenBatchPublishesNothingAfterItsLease, and the SIGSTOP test
+//     in cmd/natsched). A renewal that is slow but accepted keeps the lease.
 //   - A Put or intake is acknowledged only after the bucket stored it; a
 //     rejected request changes nothing. A target that no stream captures is
 //     refused at Put.

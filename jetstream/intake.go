@@ -55,13 +55,17 @@ type intake struct {
 
 func (s *Scheduler) startIntake(setup, run context.Context) (*intake, error) {
 	n := s.names
-	if _, err := s.js.CreateOrUpdateStream(setup, js.StreamConfig{
+	// No max age: an intake message waits, however long no scheduler
+	// runs, rather than vanish after JetStream acknowledged it.
+	cfg, err := ensureStream(setup, s.js, js.StreamConfig{
 		Name: n.IntakeStream, Description: "natsched durable intake: publish to " + n.IntakePrefix + ".<id>",
 		Subjects: []string{n.IntakePrefix + ".>"}, Retention: js.WorkQueuePolicy,
 		Storage: js.FileStorage, Replicas: s.o.replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("natsched: stream %s: %w", n.IntakeStream, err)
+	})
+	if err != nil {
+		return nil, err
 	}
+	s.checkCaptured(cfg, "intake messages published there are not stored", n.IntakePrefix+".>")
 	cons, err := s.js.CreateOrUpdateConsumer(setup, n.IntakeStream, js.ConsumerConfig{
 		Durable: n.Prefix + "_intake", AckPolicy: js.AckExplicitPolicy, AckWait: intakeAckWait,
 		MaxDeliver: -1, MaxAckPending: 4 * intakeWorkers * 64,
@@ -263,6 +267,10 @@ func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Ti
 		d, err := parseDuration(HeaderSchedule, strings.TrimSpace(spec[7:]))
 		if err != nil {
 			return nil, err
+		}
+		// Zero would read as "no interval given" to Validate.
+		if err := natsched.CheckEvery(d); err != nil {
+			return nil, headerError(err)
 		}
 		sch.Every = d
 	default:

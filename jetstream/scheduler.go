@@ -40,6 +40,8 @@ type options struct {
 	leaseClock clock.Clock
 	engine     engine.Options
 	dupWindow  time.Duration
+	fireMaxAge time.Duration
+	deadMaxAge time.Duration
 	workers    int
 	logger     *slog.Logger
 	router     *natsched.Router
@@ -93,6 +95,10 @@ func WithReplicas(n int) Option {
 
 // WithLeaseTTL sets how long a leader's lease lives without renewal
 // (default 3s). A killed leader is replaced about this long after it died.
+// The lease bucket's TTL is set to it at Start, except that a shorter TTL
+// is not applied while another instance holds the lease: this instance
+// then keeps the bucket's TTL (and logs a warning). Run every instance
+// with the same lease TTL.
 func WithLeaseTTL(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 300*time.Millisecond {
@@ -150,8 +156,10 @@ func WithRetention(d time.Duration) Option {
 	}
 }
 
-// WithDuplicateWindow sets the fire stream's duplicate window; it is
-// raised to at least 2 minutes and 10 lease TTLs.
+// WithDuplicateWindow sets the duplicate window the fire stream is created
+// with; it is raised to at least 2 minutes and 10 lease TTLs. Start
+// refuses an existing fire stream whose window is shorter than that
+// minimum (ErrDuplicateWindow).
 func WithDuplicateWindow(d time.Duration) Option {
 	return func(o *options) error { o.dupWindow = d; return nil }
 }
@@ -266,7 +274,8 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 		return nil, invalidOption("nil JetStream")
 	}
 	o := options{prefix: DefaultPrefix, replicas: 1, leaseTTL: DefaultLeaseTTL,
-		clock: clock.Real(), leaseClock: clock.Real(), workers: DefaultWorkers}
+		clock: clock.Real(), leaseClock: clock.Real(), workers: DefaultWorkers,
+		fireMaxAge: DefaultFireMaxAge, deadMaxAge: DefaultDeadMaxAge}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -279,8 +288,10 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 		o.logger = slog.Default()
 	}
 	o.engine = o.engine.WithDefaults()
-	if min := max(MinDuplicateWindow, 10*o.leaseTTL); o.dupWindow < min {
-		o.dupWindow = min
+	o.dupWindow = max(o.dupWindow, neededDuplicateWindow(o.leaseTTL))
+	if o.fireMaxAge > 0 && o.fireMaxAge < o.dupWindow {
+		// JetStream refuses a duplicate window longer than the max age.
+		return nil, invalidOption("fire max age %s is shorter than the fire stream's duplicate window %s", o.fireMaxAge, o.dupWindow)
 	}
 	s := &Scheduler{
 		js: jsc, nc: jsc.Conn(), o: o, names: NamesFor(o.prefix), clock: o.clock,
@@ -316,9 +327,14 @@ func (s *Scheduler) Registry() *natsched.Registry {
 	return s.o.router.Registry()
 }
 
-// Start creates (or updates) the buckets and streams, starts campaigning
-// for the lease and starts the consumers. The scheduler runs until Close;
-// ctx only bounds the setup.
+// Start creates the buckets and streams that do not exist (existing ones
+// keep the operator's configuration; see the package documentation),
+// starts campaigning for the lease and starts the consumers. The
+// scheduler runs until Close; ctx only bounds the setup.
+//
+// Errors: ErrDuplicateWindow when the fire stream exists with a duplicate
+// window shorter than natsched needs; natsched.ErrClosed after Close; the
+// server's errors.
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -515,44 +531,4 @@ func (s *Scheduler) retryNotReady(ctx context.Context, setup func(context.Contex
 		case <-wait:
 		}
 	}
-}
-
-// ensureInfra creates or updates the buckets and streams.
-func (s *Scheduler) ensureInfra(ctx context.Context) error {
-	n, r := s.names, s.o.replicas
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, js.KeyValueConfig{
-		Bucket: n.SchedulesBucket, Description: "natsched schedules: key = schedule ID, value = schedule JSON",
-		History: 1, Storage: js.FileStorage, Replicas: r,
-	})
-	if err != nil {
-		return fmt.Errorf("natsched: bucket %s: %w", n.SchedulesBucket, err)
-	}
-	s.kv = kv
-	leaseCfg := js.KeyValueConfig{
-		Bucket: n.LeaderBucket, Description: "natsched leader lease",
-		History: 1, TTL: s.o.leaseTTL, Storage: js.FileStorage, Replicas: r,
-		// Markers make an expired lease visible to watchers at once.
-		LimitMarkerTTL: max(s.o.leaseTTL, time.Second),
-	}
-	lkv, err := s.js.CreateOrUpdateKeyValue(ctx, leaseCfg)
-	if errors.Is(err, js.ErrLimitMarkerTTLNotSupported) {
-		leaseCfg.LimitMarkerTTL = 0
-		lkv, err = s.js.CreateOrUpdateKeyValue(ctx, leaseCfg)
-	}
-	if err != nil {
-		return fmt.Errorf("natsched: bucket %s: %w", n.LeaderBucket, err)
-	}
-	s.leaseKV = lkv
-	s.leaseMarkers = leaseCfg.LimitMarkerTTL > 0
-	if _, err := s.js.CreateOrUpdateStream(ctx, js.StreamConfig{
-		Name: n.FireStream, Description: "natsched fired messages",
-		Subjects: []string{n.FireSubjects}, Storage: js.FileStorage, Replicas: r,
-		Duplicates: s.o.dupWindow,
-	}); err != nil {
-		return fmt.Errorf("natsched: stream %s: %w", n.FireStream, err)
-	}
-	if err := ensureDeadLetters(ctx, s.js, n, r); err != nil {
-		return err
-	}
-	return nil
 }

@@ -23,18 +23,6 @@ const maxCASAttempts = 32
 // subject" answer is trusted.
 const targetCheckTTL = 30 * time.Second
 
-func ensureDeadLetters(ctx context.Context, jsc js.JetStream, n Names, replicas int) error {
-	_, err := jsc.CreateOrUpdateStream(ctx, js.StreamConfig{
-		Name: n.DeadStream, Description: "natsched dead letters and rejected intake",
-		Subjects: []string{n.DeadPrefix + ".>", n.RejectedPrefix + ".>"},
-		Storage:  js.FileStorage, Replicas: replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("natsched: stream %s: %w", n.DeadStream, err)
-	}
-	return nil
-}
-
 func (s *Scheduler) ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,12 +18,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/natsched/natsched"
@@ -67,30 +67,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a subprocess's stderr while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // daemon is a `natsched server` subprocess.
 type daemon struct {
 	cmd    *exec.Cmd
 	url    string
 	port   string
-	logs   *syncBuffer
+	logs   *natschedtest.Buffer
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
 }
@@ -108,7 +90,7 @@ func startDaemon(t *testing.T, store, listen string) *daemon {
 // It is killed in t.Cleanup if still running.
 func startServer(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{logs: &syncBuffer{}, exited: make(chan struct{})}
+	d := &daemon{logs: &natschedtest.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(binary, append([]string{"server"}, args...)...)
 	d.cmd.Env = childEnv()
 	stderr, err := d.cmd.StderrPipe()
@@ -376,6 +358,28 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, 1, code)
 	})
 
+	t.Run("too large", func(t *testing.T) {
+		// Over max payload once base64-encoded: nats.go will not send it,
+		// and the CLI says why in the service's terms.
+		big := filepath.Join(t.TempDir(), "big")
+		require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte("x"), 900<<10), 0o600))
+		code, out, errOut := runBin(t, "add", "big.data", "--subject", "natsched.fire.big", "--in", "1h", "--data-file", big, "-s", s)
+		require.Equal(t, 1, code, errOut)
+		require.Empty(t, out)
+		require.Regexp(t, `^natsched add: data: the request takes \d+ bytes, over the server's max payload of 1048576 bytes \(the payload travels base64-encoded, a third larger\) \(413\)\n$`, errOut)
+
+		// Small enough to send, too large to fire: the service's own 413.
+		code, out, errOut = runBin(t, "add", "big.header", "--subject", "natsched.fire.big", "--in", "1h",
+			"--header", "X-Big:"+strings.Repeat("h", 70<<10), "-s", s)
+		require.Equal(t, 1, code, errOut)
+		require.Empty(t, out)
+		require.Regexp(t, `^natsched add: header: the fired message's headers would take \d+ bytes, over JetStream's limit of 65535 \(413\)\n$`, errOut)
+		for _, id := range []string{"big.data", "big.header"} {
+			code, _, _ := runBin(t, "get", id, "-s", s)
+			require.Equal(t, 1, code, "%s was not stored", id)
+		}
+	})
+
 	d.stop(t, syscall.SIGINT)
 	require.Contains(t, d.logs.String(), `msg="natsched: stopped"`)
 }
@@ -440,4 +444,121 @@ func TestServerWithExternalNATS(t *testing.T) {
 
 	d.stop(t, syscall.SIGTERM)
 	require.True(t, srv.Running(), "stopping the daemon leaves an external server alone")
+}
+
+// lockWait bounds how long a daemon refused the store may take to exit.
+const lockWait = 10 * time.Second
+
+// TestStoreLock: a second daemon on a store in use exits 1 at once, naming
+// the store and the holder, and the first keeps serving; a killed daemon
+// leaves no lock behind.
+func TestStoreLock(t *testing.T) {
+	t.Parallel()
+	store := t.TempDir()
+	first := startDaemon(t, store, "127.0.0.1:0")
+	ok(t, "add", "lock.keep", "--subject", "natsched.fire.lock", "--every", "1h", "--data", "kept", "-s", first.url)
+	lockFile := filepath.Join(store, "natsched.lock")
+
+	start := time.Now()
+	code, out, errOut := runBin(t, "server", "--store", store, "--listen", "127.0.0.1:0")
+	took := time.Since(start)
+	require.Equal(t, 1, code, errOut)
+	require.Empty(t, out)
+	require.Equal(t, fmt.Sprintf("natsched server: store %s is in use by process %d (lock %s)\n",
+		store, first.cmd.Process.Pid, lockFile), errOut, "one line, and nothing started before it")
+	require.Less(t, took, lockWait)
+
+	// The first still serves, and still leads once its lease is won.
+	natschedtest.Eventually(t, fireWait, func() bool {
+		var st map[string]any
+		require.NoError(t, json.Unmarshal([]byte(ok(t, "status", "--json", "-s", first.url)), &st))
+		return st["leader"] != "" && st["leader"] == st["instance"]
+	}, "the first daemon leads")
+	require.Equal(t, []byte("kept"), getJSON(t, first.url, "lock.keep").Data)
+	require.NotContains(t, first.logs.String(), "level=ERROR")
+
+	require.NoError(t, first.cmd.Process.Kill())
+	select {
+	case <-first.exited:
+	case <-time.After(exitWait):
+		t.Fatalf("daemon not gone %s after SIGKILL", exitWait)
+	}
+	next := startDaemon(t, store, "127.0.0.1:0")
+	require.Equal(t, []byte("kept"), getJSON(t, next.url, "lock.keep").Data, "the store is whole")
+	b, err := os.ReadFile(lockFile)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("%d\n", next.cmd.Process.Pid), string(b))
+	next.stop(t, syscall.SIGTERM)
+}
+
+// streamConfig reads a stream's configuration from the server at url.
+func streamConfig(t *testing.T, url, name string) jetstream.StreamConfig {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	jsc, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+	defer cancel()
+	st, err := jsc.Stream(ctx, name)
+	require.NoError(t, err, "stream %s", name)
+	return st.CachedInfo().Config
+}
+
+// TestStreamsAreTheOperators: streams are created with --fire-max-age and
+// --dead-max-age; what an operator changes afterwards survives a restart.
+func TestStreamsAreTheOperators(t *testing.T) {
+	t.Parallel()
+	t.Run("defaults, then edited", func(t *testing.T) {
+		t.Parallel()
+		store := t.TempDir()
+		d := startDaemon(t, store, "127.0.0.1:0")
+		fire := streamConfig(t, d.url, "NATSCHED_FIRE")
+		require.Equal(t, 168*time.Hour, fire.MaxAge)
+		require.Equal(t, 720*time.Hour, streamConfig(t, d.url, "NATSCHED_DEAD").MaxAge)
+
+		// As `nats stream edit NATSCHED_FIRE --max-age 24h` does.
+		nc, err := nats.Connect(d.url)
+		require.NoError(t, err)
+		jsc, err := jetstream.New(nc)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+		defer cancel()
+		fire.MaxAge = 24 * time.Hour
+		_, err = jsc.UpdateStream(ctx, fire)
+		require.NoError(t, err)
+		nc.Close()
+		d.stop(t, syscall.SIGTERM)
+
+		d2 := startDaemon(t, store, "127.0.0.1:0")
+		require.Equal(t, 24*time.Hour, streamConfig(t, d2.url, "NATSCHED_FIRE").MaxAge, "the operator's edit survives a restart")
+		require.Equal(t, 720*time.Hour, streamConfig(t, d2.url, "NATSCHED_DEAD").MaxAge)
+		d2.stop(t, syscall.SIGTERM)
+	})
+	t.Run("flags", func(t *testing.T) {
+		t.Parallel()
+		d := startServer(t, "--store", t.TempDir(), "--listen", "127.0.0.1:0", "--fire-max-age", "1h", "--dead-max-age", "2h")
+		require.Equal(t, time.Hour, streamConfig(t, d.url, "NATSCHED_FIRE").MaxAge)
+		require.Equal(t, 2*time.Hour, streamConfig(t, d.url, "NATSCHED_DEAD").MaxAge)
+		d.stop(t, syscall.SIGTERM)
+	})
+}
+
+// TestShortDuplicateWindowStopsTheDaemon: a fire stream whose duplicate
+// window cannot cover a failover is the one mismatch the daemon refuses.
+func TestShortDuplicateWindowStopsTheDaemon(t *testing.T) {
+	t.Parallel()
+	srv := natschedtest.RunServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+	defer cancel()
+	_, err := srv.JetStream(t).CreateStream(ctx, jetstream.StreamConfig{
+		Name: "NATSCHED_FIRE", Subjects: []string{"natsched.fire.>"}, Duplicates: time.Minute,
+	})
+	require.NoError(t, err)
+	code, out, errOut := runBin(t, "server", "--nats", srv.URL(), "--lease", "1s")
+	require.Equal(t, 1, code, errOut)
+	require.Empty(t, out)
+	require.Contains(t, errOut, "natsched server: start: natsched: duplicate window too short: "+
+		"stream NATSCHED_FIRE has a duplicate window of 1m0s, natsched needs at least 2m0s")
 }

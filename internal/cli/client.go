@@ -183,6 +183,11 @@ func (cl *client) call(ctx context.Context, verb, id string, body []byte) ([]byt
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("no natsched service answers on %s.api (is 'natsched server' running with --prefix %s?)", cl.prefix, cl.prefix)
+	case errors.Is(err, nats.ErrMaxPayload):
+		// nats.go refuses to send it; the service would answer 413.
+		return nil, &apiError{Code: 413, Message: fmt.Sprintf(
+			"data: the request takes %d bytes, over the server's max payload of %d bytes (the payload travels base64-encoded, a third larger)",
+			len(body), cl.nc.MaxPayload())}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return nil, fmt.Errorf("no reply on %s within %s", subject, cl.timeout)
 	case err != nil:

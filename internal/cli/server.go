@@ -20,6 +20,7 @@ import (
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/storelock"
 	natschedjs "github.com/natsched/natsched/jetstream"
 )
 
@@ -52,12 +53,17 @@ Stops cleanly on SIGINT or SIGTERM.
 
   --nats URL              connect to this NATS (one URL or a comma-separated list)
                           instead of starting an embedded server
-  --store DIR             embedded server's JetStream store (default ./natsched-data)
+  --store DIR             embedded server's JetStream store (default ./natsched-data),
+                          locked: one daemon per store (DIR/natsched.lock holds its PID)
   --listen HOST:PORT      embedded server's client address (default 127.0.0.1:4222; port 0: any)
   --prefix P              prefix of buckets, streams and subjects (default natsched)
   --name N                instance name (default: host name and process ID)
   --replicas 1|3          replicas of the buckets and streams it creates (default 1)
-  --lease D               leader lease TTL (default 3s)
+  --lease D               leader lease TTL (default 3s); every instance should use the same
+  --fire-max-age D        max age of NATSCHED_FIRE when it is created (default 168h; 0: none)
+  --dead-max-age D        max age of NATSCHED_DEAD when it is created (default 720h; 0: none)
+                          Streams and buckets that exist keep the limits, replicas and
+                          placement their operator gave them
   --misfire-threshold D   how late an occurrence may fire before it counts as missed (default 1s)
   --allow ID=SUBJECT      allow schedules whose ID matches ID to target subjects matching
                           SUBJECT (NATS wildcards; repeatable); with any rule, others get 403
@@ -74,6 +80,8 @@ type serverFlags struct {
 	name             string
 	replicas         int
 	lease, misfire   time.Duration
+	fireMaxAge       time.Duration
+	deadMaxAge       time.Duration
 	allow            stringList
 	verbose          bool
 	embedded         bool
@@ -96,6 +104,8 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&f.replicas, "replicas", 1, "")
 	fs.DurationVar(&f.lease, "lease", natschedjs.DefaultLeaseTTL, "")
 	fs.DurationVar(&f.misfire, "misfire-threshold", time.Second, "")
+	fs.DurationVar(&f.fireMaxAge, "fire-max-age", natschedjs.DefaultFireMaxAge, "")
+	fs.DurationVar(&f.deadMaxAge, "dead-max-age", natschedjs.DefaultDeadMaxAge, "")
 	fs.Var(&f.allow, "allow", "")
 	fs.BoolVar(&f.verbose, "verbose", false, "")
 	fs.BoolVar(&f.verbose, "v", false, "")
@@ -169,6 +179,9 @@ func (f *serverFlags) validate() error {
 	if f.misfire <= 0 {
 		return usagef("--misfire-threshold must be positive, got %s", f.misfire)
 	}
+	if f.fireMaxAge < 0 || f.deadMaxAge < 0 {
+		return usagef("--fire-max-age and --dead-max-age must not be negative")
+	}
 	if f.set["name"] && (f.name == "" || len(f.name) > 128) {
 		return usagef("--name must be 1-128 characters")
 	}
@@ -184,6 +197,8 @@ func (f *serverFlags) validate() error {
 		natschedjs.WithReplicas(f.replicas),
 		natschedjs.WithLeaseTTL(f.lease),
 		natschedjs.WithMisfireThreshold(f.misfire),
+		natschedjs.WithFireMaxAge(f.fireMaxAge),
+		natschedjs.WithDeadMaxAge(f.deadMaxAge),
 	}
 	if f.name == "" {
 		f.name = natschedjs.DefaultName()
@@ -224,7 +239,17 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		nats.ClosedHandler(func(*nats.Conn) { closeOnce.Do(func() { close(ncClosed) }) }),
 	}
 	if f.embedded {
+		// Before the embedded server opens anything: two servers on one
+		// store corrupt it. The lock goes with the process.
+		lock, lockErr := storelock.Acquire(f.store)
+		if lockErr != nil {
+			return lockErr
+		}
+		defer func() { _ = lock.Release() }()
 		store, _ := filepath.Abs(f.store)
+		if !storelock.Supported {
+			log.Warn("natsched: this system cannot lock the store; never point two daemons at it", "store", store)
+		}
 		srv, err = startEmbedded(ctx, f, store, log)
 		if errors.Is(err, errStopped) {
 			return nil

@@ -5,32 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/natschedtest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestServerInProcess runs `server` inside the test process, so that the
 // race detector sees the daemon and the client commands together, and
@@ -38,7 +20,7 @@ func (l *lockedBuffer) String() string {
 func TestServerInProcess(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &natschedtest.Buffer{}
 	exit := make(chan int, 1)
 	done := make(chan struct{})
 	store := t.TempDir()
