@@ -256,22 +256,33 @@ func (x *index) remove(id string, rev uint64) {
 }
 
 // peek returns the earliest due time of either heap, or 0.
-func (x *index) peek() int64 {
+func (x *index) peek() int64 { return x.nextDue(true) }
+
+// nextDue returns the earliest due time of what next may take: the
+// on-time heap's, and the backlog's if backlog; 0 if none.
+func (x *index) nextDue(backlog bool) int64 {
 	var due int64
-	for _, h := range []entryHeap{x.heap, x.backlog} {
-		if len(h) > 0 && (due == 0 || h[0].due < due) {
-			due = h[0].due
-		}
+	if len(x.heap) > 0 {
+		due = x.heap[0].due
+	}
+	if backlog && len(x.backlog) > 0 && (due == 0 || x.backlog[0].due < due) {
+		due = x.backlog[0].due
 	}
 	return due
 }
 
-// take removes the next entry to fire, the earliest on time if it is due
-// by now (unix ns), else the longest-waiting one behind, and marks it busy.
-func (x *index) take(now int64) *entry {
-	h := &x.backlog
-	if len(x.heap) > 0 && (x.heap[0].due <= now || len(x.backlog) == 0) {
+// next takes the next entry to fire at now (unix ns) and marks it busy:
+// the earliest on-time one due by now, else, if backlog, the
+// longest-waiting one behind; nil if there is none.
+func (x *index) next(now int64, backlog bool) *entry {
+	var h *entryHeap
+	switch {
+	case len(x.heap) > 0 && x.heap[0].due <= now:
 		h = &x.heap
+	case backlog && len(x.backlog) > 0 && x.backlog[0].due <= now:
+		h = &x.backlog
+	default:
+		return nil
 	}
 	e := heap.Pop(h).(*entry)
 	e.busy = true

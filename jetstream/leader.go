@@ -51,10 +51,12 @@ type leader struct {
 	timer   clock.Timer
 	timerAt int64
 	busy    int
-	ready   bool // the initial values are in
-	wg      sync.WaitGroup
-	npend   atomic.Int64
-	lastRev uint64 // highest bucket revision the watch delivered
+	// busyBehind: how many of busy came from the backlog.
+	busyBehind int
+	ready      bool // the initial values are in
+	wg         sync.WaitGroup
+	npend      atomic.Int64
+	lastRev    uint64 // highest bucket revision the watch delivered
 	// watchFrom is the bucket's last sequence just before the current
 	// watch began, and loadedRev the watchFrom of the latest watch whose
 	// initial values are all in: the index reflects everything up to it
@@ -106,8 +108,10 @@ type snapshot struct {
 	leading bool
 	ready   bool
 	busy    int
-	nextDue int64
-	lastRev uint64
+	// busyBehind: how many of busy came from the backlog.
+	busyBehind int
+	nextDue    int64
+	lastRev    uint64
 }
 
 type result struct {
@@ -261,6 +265,9 @@ func (l *leader) run(ctx context.Context) {
 			// full batches rather than one schedule at a time.
 			for _, r := range rs {
 				l.busy--
+				if r.e.behind {
+					l.busyBehind--
+				}
 				if r.wrote && r.rev > l.lastRev {
 					l.own[r.rev] = struct{}{}
 				}
@@ -525,6 +532,11 @@ func (l *leader) candidates(ctx context.Context, r listReq) ([]string, error) {
 // batchSize bounds the schedules one batch fires together.
 const batchSize = 256
 
+// backlogInFlight bounds the fires of schedules that are behind (see
+// index) in flight at once, so that on-time work queues behind at most
+// this many publishes in the pipeline to the server, whatever the backlog.
+const backlogInFlight = batchSize
+
 // dispatch hands due schedules to batches, up to the in-flight limit.
 func (l *leader) dispatch(ctx context.Context) {
 	if !l.fence.ok() {
@@ -534,12 +546,14 @@ func (l *leader) dispatch(ctx context.Context) {
 	for l.busy < l.s.o.workers {
 		var batch []job
 		for len(batch) < batchSize && l.busy < l.s.o.workers {
-			due := l.idx.peek()
-			if due == 0 || due > now {
+			e := l.idx.next(now, l.busyBehind < backlogInFlight)
+			if e == nil {
 				break
 			}
-			e := l.idx.take(now)
 			l.busy++
+			if e.behind {
+				l.busyBehind++
+			}
 			j := job{e: e, rev: e.rev}
 			if e.x != nil {
 				j.failures = e.x.failures
@@ -562,9 +576,10 @@ func (l *leader) dispatch(ctx context.Context) {
 	}
 }
 
-// rearm points the one timer at the earliest due time.
+// rearm points the one timer at the earliest due time of what dispatch
+// may take.
 func (l *leader) rearm() {
-	due := l.idx.peek()
+	due := l.idx.nextDue(l.busyBehind < backlogInFlight)
 	lapsed := !l.fence.ok()
 	if due == 0 || !l.leading || lapsed || l.busy >= l.s.o.workers {
 		// Nothing to wait for, or a worker's result or the next lease
