@@ -126,7 +126,7 @@ func (w *wireSchedule) schedule() (Schedule, bool) {
 		if v == "" {
 			return 0
 		}
-		dd, err := time.ParseDuration(v)
+		dd, err := ParseDuration(v)
 		if err != nil || dd < 0 {
 			ok = false
 		}
@@ -360,14 +360,11 @@ func tim(field string, v json.RawMessage, out *time.Time) error {
 func dur(field string, v json.RawMessage, out *time.Duration) error {
 	var s string
 	if err := str(field, v, &s); err != nil {
-		return Invalid(field, "expected a duration string such as \"90s\" or \"1h30m\"")
+		return Invalid(field, "expected a duration string such as \"90s\", \"1h30m\" or \"2d\"")
 	}
-	d, err := time.ParseDuration(s)
+	d, err := ParseFieldDuration(field, s)
 	if err != nil {
-		return Invalid(field, "bad duration %q (use Go syntax such as \"90s\" or \"1h30m\")", Truncate(s))
-	}
-	if d < 0 {
-		return Invalid(field, "must not be negative, got %s", Truncate(s))
+		return err
 	}
 	*out = d
 	return nil

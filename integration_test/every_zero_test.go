@@ -40,7 +40,7 @@ func TestEveryZero(t *testing.T) {
 	})
 
 	t.Run("micro API", func(t *testing.T) {
-		for _, every := range []string{"0s", "0", "0ms"} {
+		for _, every := range []string{"0s", "0", "0ms", "0d"} {
 			m := d.api(t, "put", "zero.api", map[string]any{"subject": "natsched.fire.zero", "every": every})
 			msg := apiError(t, m, 400, "every")
 			require.Equal(t, "every: must be at least 1ms, got 0s", msg, "every %q", every)

@@ -258,13 +258,13 @@ func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Ti
 		}
 		sch.At = t.UTC()
 	case strings.HasPrefix(spec, "@in "):
-		d, err := parseDuration(HeaderSchedule, strings.TrimSpace(spec[4:]))
+		d, err := natsched.ParseFieldDuration(HeaderSchedule, strings.TrimSpace(spec[4:]))
 		if err != nil {
 			return nil, err
 		}
 		sch.At = accepted.Add(d)
 	case strings.HasPrefix(spec, "@every "):
-		d, err := parseDuration(HeaderSchedule, strings.TrimSpace(spec[7:]))
+		d, err := natsched.ParseFieldDuration(HeaderSchedule, strings.TrimSpace(spec[7:]))
 		if err != nil {
 			return nil, err
 		}
@@ -308,9 +308,9 @@ func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Ti
 		case strings.EqualFold(k, HeaderMisfire):
 			sch.Misfire = natsched.Misfire(v)
 		case strings.EqualFold(k, HeaderJitter):
-			sch.Jitter, err = parseDuration(HeaderJitter, v)
+			sch.Jitter, err = natsched.ParseFieldDuration(HeaderJitter, v)
 		case strings.EqualFold(k, HeaderCatchup):
-			sch.Catchup, err = parseDuration(HeaderCatchup, v)
+			sch.Catchup, err = natsched.ParseFieldDuration(HeaderCatchup, v)
 		case strings.EqualFold(k, HeaderPaused):
 			sch.Paused, err = strconv.ParseBool(v)
 			if err != nil {
@@ -327,17 +327,6 @@ func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Ti
 		return nil, natsched.Invalid(HeaderTarget, "required: the subject to deliver to")
 	}
 	return sch, headerError(sch.Validate())
-}
-
-func parseDuration(field, v string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, natsched.Invalid(field, "bad duration %q (use Go syntax such as \"90s\" or \"1h30m\")", v)
-	}
-	if d < 0 {
-		return 0, natsched.Invalid(field, "must not be negative, got %s", v)
-	}
-	return d, nil
 }
 
 func parseTime(field, v string) (time.Time, error) {

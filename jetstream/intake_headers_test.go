@@ -36,6 +36,15 @@ func TestScheduleFromHeaders(t *testing.T) {
 				require.Equal(t, 5*time.Second, s.Jitter)
 				require.Equal(t, time.Date(2026, 1, 6, 0, 0, 0, 0, time.UTC), s.Start)
 			}},
+		{"days in durations", nats.Header{"Natsched-Schedule": {"@every 1d12h"}, "Natsched-Target": {"t.x"},
+			"Natsched-Jitter": {"0.5d"}, "Natsched-Catchup": {"2d"}},
+			func(t *testing.T, s *natsched.Schedule) {
+				require.Equal(t, 36*time.Hour, s.Every)
+				require.Equal(t, 12*time.Hour, s.Jitter)
+				require.Equal(t, 48*time.Hour, s.Catchup)
+			}},
+		{"in days", nats.Header{"Natsched-Schedule": {"@in 2d"}, "Natsched-Target": {"t.x"}},
+			func(t *testing.T, s *natsched.Schedule) { require.Equal(t, accepted.Add(48*time.Hour), s.At) }},
 		{"cron, zone, carried headers, any case", nats.Header{"natsched-schedule": {"0 9 * * MON-FRI"}, "NATSCHED-TARGET": {"t.x"},
 			"Natsched-Time-Zone": {"Europe/Berlin"}, "X-Trace": {"abc"}, "Nats-Msg-Id": {"dropped"}},
 			func(t *testing.T, s *natsched.Schedule) {

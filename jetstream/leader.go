@@ -416,7 +416,7 @@ func dueView(id string, value []byte) (*natsched.Schedule, error) {
 		sch.Triggers = append(sch.Triggers, parse(tr))
 	}
 	if f.Jitter != "" && err == nil {
-		sch.Jitter, err = time.ParseDuration(f.Jitter)
+		sch.Jitter, err = natsched.ParseDuration(f.Jitter)
 	}
 	return sch, err
 }
