@@ -433,6 +433,25 @@ func ValidID(id string) bool {
 	return tok > 0
 }
 
+// DefaultPrefix is the default prefix of natsched's subjects, streams and
+// buckets: natsched.api.*, natsched.in.*, NATSCHED_FIRE, ...
+const DefaultPrefix = "natsched"
+
+// ValidPrefix reports whether p can prefix natsched's names: one token of
+// [A-Za-z0-9_-], at most 32 characters, as bucket names allow.
+func ValidPrefix(p string) bool {
+	if p == "" || len(p) > 32 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // MaxSubjectLen bounds target subjects.
 const MaxSubjectLen = 1024
 

@@ -152,6 +152,36 @@ type ListPage struct {
 	Skipped   int         `json:"skipped"`
 }
 
+// InstanceStatus is one scheduler instance's view, the reply of
+// <prefix>.api.status.
+type InstanceStatus struct {
+	// Instance is the name of the instance that answered, Leader the name
+	// of the one holding the lease ("" while none does).
+	Instance string `json:"instance"`
+	Leader   string `json:"leader"`
+	IsLeader bool   `json:"is_leader"`
+	// Pending: schedules that are not done, as this instance's index
+	// (kept on every instance) counts them.
+	Pending int `json:"pending"`
+	// Fired, Late (fired more than the misfire threshold after their fire
+	// time) and Duplicates (publishes JetStream dropped as already
+	// stored) count this instance's occurrences since start.
+	Fired      uint64 `json:"fired"`
+	Late       uint64 `json:"late"`
+	Duplicates uint64 `json:"duplicates"`
+	// PublishFailures counts failed publishes, retried with backoff.
+	PublishFailures uint64 `json:"publish_failures"`
+	// Refused counts stored schedules this instance found due but did not
+	// fire because they fail the rules Put enforces (written into the
+	// bucket by other means, or stored before stricter allow rules); each
+	// has last_error saying why.
+	Refused uint64 `json:"refused"`
+	// Fenced counts fires this instance held back, mid-batch, because its
+	// lease could have lapsed (a frozen or starved process); the next
+	// leader fires them.
+	Fenced uint64 `json:"fenced"`
+}
+
 // Scheduler stores schedules and fires them. The memory and JetStream
 // implementations pass the same conformance suite (package schedulertest).
 //

@@ -64,6 +64,13 @@ func settled(t *testing.T, s *Scheduler, c clock.Clock) {
 }
 
 func newConformanceHarness(t *testing.T) *schedulertest.Harness {
+	h, _ := conformanceHarness(t)
+	return h
+}
+
+// conformanceHarness is one scheduler on its own server, which it returns
+// too, for clients of the scheduler's API.
+func conformanceHarness(t *testing.T) (*schedulertest.Harness, *natschedtest.Server) {
 	srv := natschedtest.RunServer(t)
 	c := clock.NewFake(schedulertest.Start)
 	rec := schedulertest.NewRecorder(c)
@@ -114,7 +121,7 @@ func newConformanceHarness(t *testing.T) *schedulertest.Harness {
 		cur = n
 		h.Scheduler = n
 	}
-	return h
+	return h, srv
 }
 
 func TestConformance(t *testing.T) {

@@ -1,6 +1,10 @@
 package jetstream
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/natsched/natsched"
+)
 
 // Names of the buckets, streams and subjects natsched uses, derived from a
 // prefix ("natsched" by default). They are part of the wire contract.
@@ -26,7 +30,7 @@ const LeaderKey = "leader"
 
 // DefaultPrefix is the prefix of every name unless WithPrefix says
 // otherwise.
-const DefaultPrefix = "natsched"
+const DefaultPrefix = natsched.DefaultPrefix
 
 // NamesFor derives the names for prefix.
 func NamesFor(prefix string) Names {
@@ -46,20 +50,9 @@ func NamesFor(prefix string) Names {
 	}
 }
 
-// ValidPrefix reports whether p can prefix natsched's names: one token of
-// [A-Za-z0-9_-], at most 32 characters, as bucket names allow.
-func ValidPrefix(p string) bool {
-	if p == "" || len(p) > 32 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// ValidPrefix reports whether p can prefix natsched's names (see
+// natsched.ValidPrefix).
+func ValidPrefix(p string) bool { return natsched.ValidPrefix(p) }
 
 // ReservedTarget reports why subject may not be a schedule's target, or ""
 // if it may. NATS's own subjects ($JS., $KV., $O., $SYS., $SRV., ...:

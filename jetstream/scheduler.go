@@ -462,32 +462,8 @@ func (s *Scheduler) Close(ctx context.Context) error {
 // IsLeader reports whether this instance holds the lease and fires.
 func (s *Scheduler) IsLeader() bool { return s.loop.isLeader.Load() }
 
-// Status is what natsched.api.status reports.
-type Status struct {
-	Instance string `json:"instance"`
-	Leader   string `json:"leader"`
-	IsLeader bool   `json:"is_leader"`
-	// Pending: schedules that are not done, as this instance's index
-	// (kept on every instance) counts them.
-	Pending int `json:"pending"`
-	// Fired, Late (fired more than the misfire threshold after their fire
-	// time) and Duplicates (publishes JetStream dropped as already
-	// stored) count this instance's occurrences since start.
-	Fired      uint64 `json:"fired"`
-	Late       uint64 `json:"late"`
-	Duplicates uint64 `json:"duplicates"`
-	// PublishFailures counts failed publishes, retried with backoff.
-	PublishFailures uint64 `json:"publish_failures"`
-	// Refused counts stored schedules this instance found due but did not
-	// fire because they fail the rules Put enforces (written into the
-	// bucket by other means, or stored before stricter allow rules); each
-	// has last_error saying why.
-	Refused uint64 `json:"refused"`
-	// Fenced counts fires this instance held back, mid-batch, because its
-	// lease could have lapsed (a frozen or starved process); the next
-	// leader fires them.
-	Fenced uint64 `json:"fenced"`
-}
+// Status is what natsched.api.status reports (natsched.InstanceStatus).
+type Status = natsched.InstanceStatus
 
 // Status returns this instance's view.
 func (s *Scheduler) Status(ctx context.Context) (Status, error) {
