@@ -12,6 +12,9 @@
 //	}
 //
 // Tests wait with [Eventually], never with bare sleeps.
+//
+// Outside tests, [Start] runs a server the same way (an example program, a
+// local tool) and leaves its shutdown to the caller.
 package natschedtest
 
 import (

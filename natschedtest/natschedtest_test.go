@@ -259,3 +259,34 @@ func TestEventually(t *testing.T) {
 	})
 	require.Contains(t, msg, "condition not met within 1ms")
 }
+
+// Start runs a server outside tests: JetStream in a temporary store that
+// Shutdown removes, or in the caller's.
+func TestStart(t *testing.T) {
+	t.Parallel()
+	s, err := Start()
+	require.NoError(t, err)
+	store := s.StoreDir()
+	require.DirExists(t, store)
+	nc, err := nats.Connect(s.URL())
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.CreateKeyValue(ctx(t), jetstream.KeyValueConfig{Bucket: "started"})
+	require.NoError(t, err)
+	nc.Close()
+	s.Shutdown()
+	s.Shutdown() // idempotent
+	require.False(t, s.Running())
+	require.NoDirExists(t, store, "the temporary store is removed")
+
+	mine := t.TempDir()
+	s, err = Start(WithStoreDir(mine))
+	require.NoError(t, err)
+	require.Equal(t, mine, s.StoreDir())
+	s.Shutdown()
+	require.DirExists(t, mine, "a store given is the caller's")
+
+	_, err = Start(WithConfig(func(o *server.Options) { o.Host = "256.0.0.1" }))
+	require.Error(t, err)
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,8 @@ type Server struct {
 	log  *tbLogger
 	url  string
 	once sync.Once
+	// tempDir is the store directory Start made, removed at Shutdown.
+	tempDir string
 }
 
 // nodeSpec is everything needed to start (and restart identically) a server.
@@ -57,6 +60,38 @@ func RunServer(t testing.TB, opts ...Option) *Server {
 		spec.port = cfg.port
 	}
 	return mustStart(t, spec)
+}
+
+// Start starts a standalone nats-server with JetStream on 127.0.0.1 and a
+// random port (see the Options), outside tests: in examples and local
+// tools. Unless WithStoreDir says otherwise it stores JetStream data in a
+// new temporary directory, removed at Shutdown. The caller must call
+// Shutdown; WithLogs sends the server's log to standard error.
+func Start(opts ...Option) (*Server, error) {
+	cfg := newConfig(opts)
+	spec := nodeSpec{cfg: cfg, storeDir: cfg.storeDir, port: -1}
+	if cfg.port != 0 {
+		spec.port = cfg.port
+	}
+	var temp string
+	if spec.storeDir == "" {
+		dir, err := os.MkdirTemp("", "natschedtest-")
+		if err != nil {
+			return nil, fmt.Errorf("natschedtest: store directory: %w", err)
+		}
+		spec.storeDir, temp = dir, dir
+	}
+	s, err := startServer(spec, func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	})
+	if err != nil {
+		if temp != "" {
+			_ = os.RemoveAll(temp)
+		}
+		return nil, fmt.Errorf("natschedtest: %w", err)
+	}
+	s.tempDir = temp
+	return s, nil
 }
 
 // URL is the client URL, nats://127.0.0.1:<port>. It survives Restart.
@@ -97,12 +132,15 @@ func newJetStream(t testing.TB, nc *nats.Conn) jetstream.JetStream {
 }
 
 // Shutdown stops the server now and waits until it has. It is idempotent,
-// and called in t.Cleanup.
+// and called in t.Cleanup (a server from Start is the caller's to shut down).
 func (s *Server) Shutdown() {
 	s.once.Do(func() {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
 		s.log.close()
+		if s.tempDir != "" {
+			_ = os.RemoveAll(s.tempDir)
+		}
 	})
 }
 
@@ -161,6 +199,17 @@ func mustStart(t testing.TB, spec nodeSpec) *Server {
 // start starts one server and registers its shutdown in t.Cleanup.
 func start(t testing.TB, spec nodeSpec) (*Server, error) {
 	t.Helper()
+	s, err := startServer(spec, t.Logf)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.Shutdown)
+	return s, nil
+}
+
+// startServer starts one server whose log (when spec asks for it) goes to
+// logf.
+func startServer(spec nodeSpec, logf func(format string, args ...any)) (*Server, error) {
 	opts := spec.options()
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -170,7 +219,7 @@ func start(t testing.TB, spec nodeSpec) (*Server, error) {
 	if label == "" {
 		label = "nats"
 	}
-	log := &tbLogger{t: t, label: label, enabled: spec.cfg.logs}
+	log := &tbLogger{out: logf, label: label, enabled: spec.cfg.logs}
 	srv.SetLogger(log, false, false)
 	srv.Start()
 	if err := waitReady(srv, log); err != nil {
@@ -191,7 +240,6 @@ func start(t testing.TB, spec nodeSpec) (*Server, error) {
 		log:  log,
 		url:  "nats://" + net.JoinHostPort(Host, strconv.Itoa(spec.port)),
 	}
-	t.Cleanup(s.Shutdown)
 	return s, nil
 }
 
@@ -220,9 +268,9 @@ func isAddrInUse(err error) bool {
 }
 
 // tbLogger is the server's logger: it records fatal errors, and writes to
-// t.Log when enabled, until the server has shut down.
+// out (t.Logf in tests) when enabled, until the server has shut down.
 type tbLogger struct {
-	t       testing.TB
+	out     func(format string, args ...any)
 	label   string
 	enabled bool
 
@@ -263,7 +311,7 @@ func (l *tbLogger) logf(level, format string, v ...any) {
 	}
 	// A server goroutine may outlive the test by a hair; never panic it.
 	defer func() { _ = recover() }()
-	l.t.Logf("[%s] %s %s", l.label, level, fmt.Sprintf(format, v...))
+	l.out("[%s] %s %s", l.label, level, fmt.Sprintf(format, v...))
 }
 
 func (l *tbLogger) close() {
