@@ -3,10 +3,12 @@
 //
 //   NATS_URL=nats://127.0.0.1:4222 node dist/src/example.js
 //
-// (with `natsched server` running there). The README quotes this file.
+// (with `natsched server` running there). The README quotes the part between
+// the README markers.
+// README: begin
 import { connect } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import { consumeFired, NatschedClient, NatschedError, publishIntake } from "./index.js";
+import { consumeFired, NatschedClient, NatschedError, publishIntake } from "./index.js"; // this package
 
 const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222" });
 const js = jetstream(nc);
@@ -46,6 +48,7 @@ try {
   if (!(err instanceof NatschedError)) throw err;
   console.log(`refused: ${err.code} field ${err.field}`);
 }
+// README: end
 
 const timeout = setTimeout(() => {
   console.error("nothing fired within 30s");
