@@ -6,16 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/subject"
 )
 
 // ServiceName is the micro service every instance serves (contract).
@@ -33,34 +34,44 @@ const (
 // group across instances. Handlers run on their own goroutines (bounded),
 // because micro calls an endpoint's handler one request at a time.
 type api struct {
-	s   *Scheduler
+	nc       *nats.Conn
+	names    Names
+	instance string
+	st       *store
+	now      func() time.Time
+	report   func(context.Context) (Status, error) // this instance's status
+	log      *slog.Logger
+	// ctx is the scheduler's run context, which requests derive from.
+	ctx context.Context
+
 	svc micro.Service
 	sem chan struct{}
 	wg  sync.WaitGroup
 }
 
-func (s *Scheduler) startAPI() (*api, error) {
-	a := &api{s: s, sem: make(chan struct{}, apiConcurrency)}
-	svc, err := micro.AddService(s.nc, micro.Config{
+// startAPI serves a's endpoints (a has its dependencies set).
+func startAPI(a *api) (*api, error) {
+	a.sem = make(chan struct{}, apiConcurrency)
+	svc, err := micro.AddService(a.nc, micro.Config{
 		Name: ServiceName, Version: Version, QueueGroup: ServiceName,
 		Description: "natsched: schedule NATS messages (put, get, cancel, pause, resume, trigger, list, status)",
-		Metadata:    map[string]string{"instance": s.o.name, "prefix": s.o.prefix},
+		Metadata:    map[string]string{"instance": a.instance, "prefix": a.names.Prefix},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsched: micro service: %w", err)
 	}
 	a.svc = svc
-	g := svc.AddGroup(s.names.APIPrefix, micro.WithGroupQueueGroup(ServiceName))
+	g := svc.AddGroup(a.names.APIPrefix, micro.WithGroupQueueGroup(ServiceName))
 	for _, ep := range []struct {
 		name, subject string
 		h             func(context.Context, micro.Request, string) (any, error)
 	}{
 		{"put", "put.>", a.put},
-		{"get", "get.>", a.byID(s.Get)},
-		{"cancel", "cancel.>", a.byID(s.Cancel)},
-		{"pause", "pause.>", a.byID(s.Pause)},
-		{"resume", "resume.>", a.byID(s.Resume)},
-		{"trigger", "trigger.>", a.byID(s.Trigger)},
+		{"get", "get.>", a.byID(a.st.load)},
+		{"cancel", "cancel.>", a.byID(a.st.cancel)},
+		{"pause", "pause.>", a.byID(a.st.pause)},
+		{"resume", "resume.>", a.byID(a.st.resume)},
+		{"trigger", "trigger.>", a.byID(a.st.trigger)},
 		{"list", "list", a.list},
 		{"list_prefix", "list.>", a.list},
 		{"status", "status", a.status},
@@ -73,7 +84,7 @@ func (s *Scheduler) startAPI() (*api, error) {
 	}
 	// The endpoints' subscriptions reach the server before Start returns,
 	// so a request right after Start finds a responder.
-	if err := s.nc.Flush(); err != nil {
+	if err := a.nc.Flush(); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("natsched: micro service: %w", err)
 	}
@@ -89,13 +100,13 @@ func (a *api) stop() {
 // serve runs h on its own goroutine and replies with its result as JSON, or
 // with the contract's error reply.
 func (a *api) serve(verb string, h func(context.Context, micro.Request, string) (any, error)) micro.HandlerFunc {
-	prefix := a.s.names.APIPrefix + "." + verb + "."
+	prefix := a.names.APIPrefix + "." + verb + "."
 	return func(req micro.Request) {
 		a.sem <- struct{}{} // backpressure: micro's subscription waits
 		a.wg.Add(1)
 		go func() {
 			defer func() { <-a.sem; a.wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+			ctx, cancel := context.WithTimeout(a.ctx, apiTimeout)
 			defer cancel()
 			tail := strings.TrimPrefix(req.Subject(), prefix)
 			if tail == req.Subject() {
@@ -127,8 +138,8 @@ func (a *api) reply(req micro.Request, body []byte, err error) {
 		m.Header.Set(micro.ErrorHeader, text)
 	}
 	m.Data = body
-	if err := a.s.nc.PublishMsg(m); err != nil {
-		a.s.log.Warn("natsched: could not reply", "subject", req.Subject(), "err", err)
+	if err := a.nc.PublishMsg(m); err != nil {
+		a.log.Warn("natsched: could not reply", "subject", req.Subject(), "err", err)
 	}
 }
 
@@ -138,20 +149,11 @@ const maxErrorLen = 1024
 
 // wireText makes an error message safe for a header: one line, bounded.
 func wireText(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == 0 {
-			return ' '
-		}
-		return r
-	}, s)
+	s = subject.OneLine(s)
 	if len(s) <= maxErrorLen {
 		return s
 	}
-	cut := maxErrorLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return subject.Cut(s, maxErrorLen) + "…"
 }
 
 // errorReply maps an error to the contract's code and message. A 400's
@@ -195,7 +197,7 @@ func checkID(id string) error {
 }
 
 func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error) {
-	accepted := a.s.now()
+	accepted := a.now()
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -207,7 +209,7 @@ func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error
 		return nil, natsched.Invalid("id", "%q in the body does not match %q in the subject", natsched.Truncate(sch.ID), id)
 	}
 	sch.ID = id
-	return a.s.put(ctx, sch, putOptions{accepted: accepted})
+	return a.st.put(ctx, sch, putOptions{accepted: accepted})
 }
 
 func (a *api) byID(f func(context.Context, string) (*natsched.Schedule, error)) func(context.Context, micro.Request, string) (any, error) {
@@ -236,7 +238,7 @@ func (a *api) list(ctx context.Context, req micro.Request, prefix string) (any, 
 	if prefix != "" && !natsched.ValidID(prefix) {
 		return nil, natsched.Invalid("prefix", "%q is not a valid ID prefix", prefix)
 	}
-	return a.s.List(ctx, natsched.ListOptions{Prefix: prefix, Status: natsched.Status(lr.Status), Limit: lr.Limit, After: lr.After})
+	return a.st.list(ctx, natsched.ListOptions{Prefix: prefix, Status: natsched.Status(lr.Status), Limit: lr.Limit, After: lr.After})
 }
 
 // decodeStrict reads a small JSON object into v, naming the field of any
@@ -262,5 +264,5 @@ func decodeStrict(body []byte, v any) error {
 }
 
 func (a *api) status(ctx context.Context, _ micro.Request, _ string) (any, error) {
-	return a.s.Status(ctx)
+	return a.report(ctx)
 }

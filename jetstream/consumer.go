@@ -11,12 +11,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/subject"
 )
 
 // Defaults of ConsumerConfig.
@@ -186,14 +186,14 @@ type subjectLister interface{ Subjects() []string }
 // NewConsumer returns a Consumer of jsc handing messages to d. It does not
 // touch the server until Start.
 //
-// Errors: natsched.ErrInvalid for a nil jsc or d, a bad cfg, or no
+// Errors: ErrInvalidOption for a nil jsc or d, a bad cfg, or no
 // cfg.Subjects with a d that cannot report its subjects.
 func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*Consumer, error) {
 	if jsc == nil {
-		return nil, fmt.Errorf("%w: consumer: nil JetStream", natsched.ErrInvalid)
+		return nil, fmt.Errorf("%w: consumer: nil JetStream", ErrInvalidOption)
 	}
 	if r, ok := d.(*natsched.Router); d == nil || ok && r == nil {
-		return nil, fmt.Errorf("%w: consumer: nil dispatcher", natsched.ErrInvalid)
+		return nil, fmt.Errorf("%w: consumer: nil dispatcher", ErrInvalidOption)
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -202,7 +202,7 @@ func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*
 	name := cfg.Prefix + "_" + cfg.Group
 	if _, ok := d.(subjectLister); !ok && len(cfg.Subjects) == 0 {
 		return nil, fmt.Errorf("%w: consumer %s: dispatcher %T cannot say which subjects it handles; set ConsumerConfig.Subjects",
-			natsched.ErrInvalid, name, d)
+			ErrInvalidOption, name, d)
 	}
 	return &Consumer{
 		js:    jsc,
@@ -217,7 +217,7 @@ func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*
 // withDefaults validates cfg and fills in the defaults.
 func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	invalid := func(format string, args ...any) (ConsumerConfig, error) {
-		return cfg, fmt.Errorf("%w: consumer: %s", natsched.ErrInvalid, fmt.Sprintf(format, args...))
+		return cfg, fmt.Errorf("%w: consumer: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -281,38 +281,11 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	return cfg, nil
 }
 
-func validGroup(g string) bool {
-	if g == "" {
-		return false
-	}
-	for i := 0; i < len(g); i++ {
-		c := g[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validGroup(g string) bool { return subject.ValidToken(g) }
 
 // validSubject: non-empty tokens without white space; wildcards only if
 // allowed, and ">" only last.
-func validSubject(s string, wild bool) bool {
-	if s == "" || strings.ContainsAny(s, " \t\r\n") {
-		return false
-	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		switch {
-		case t == "":
-			return false
-		case t == "*" || t == ">":
-			if !wild || t == ">" && i != len(toks)-1 {
-				return false
-			}
-		}
-	}
-	return true
-}
+func validSubject(s string, wild bool) bool { return subject.Valid(s, wild) }
 
 // Name is the durable consumer's name, "<Prefix>_<Group>".
 func (c *Consumer) Name() string { return c.name }
@@ -326,7 +299,7 @@ func (c *Consumer) Name() string { return c.name }
 // handler contexts inherit its values. Starting a started consumer does
 // nothing.
 //
-// Errors: natsched.ErrClosed after Close; natsched.ErrInvalid when the
+// Errors: natsched.ErrClosed after Close; ErrInvalidOption when the
 // dispatcher reports no subjects (a router without handlers); the
 // server's errors, such as jetstream.ErrStreamNotFound when the stream
 // does not exist.
@@ -344,7 +317,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		c.subjects = c.d.(subjectLister).Subjects() // NewConsumer checked
 		if len(c.subjects) == 0 {
 			return fmt.Errorf("%w: consumer %s: the dispatcher has no handlers, so there is nothing to filter on; register handlers before Start or set ConsumerConfig.Subjects",
-				natsched.ErrInvalid, c.name)
+				ErrInvalidOption, c.name)
 		}
 	}
 	root := context.WithoutCancel(ctx)
@@ -734,17 +707,7 @@ func hasPrefixFold(s, prefix string) bool {
 
 // oneLine collapses white space (line breaks included) to single spaces
 // and cuts s to at most n bytes, on a rune boundary.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
+func oneLine(s string, n int) string { return subject.Cut(subject.OneLine(s), n) }
 
 // EnsureDeadStream creates or updates stream NATSCHED_DEAD, file storage,
 // on natsched.dead.> (dead letters) and natsched.rejected.> (rejected

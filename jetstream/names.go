@@ -1,6 +1,10 @@
 package jetstream
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/natsched/natsched/internal/subject"
+)
 
 // Names of the buckets, streams and subjects natsched uses, derived from a
 // prefix ("natsched" by default). They are part of the wire contract.
@@ -49,16 +53,7 @@ func NamesFor(prefix string) Names {
 // ValidPrefix reports whether p can prefix natsched's names: one token of
 // [A-Za-z0-9_-], at most 32 characters, as bucket names allow.
 func ValidPrefix(p string) bool {
-	if p == "" || len(p) > 32 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return len(p) <= 32 && subject.ValidToken(p)
 }
 
 // ReservedTarget reports why subject may not be a schedule's target, or ""
@@ -83,3 +78,10 @@ func (n Names) ReservedTarget(subject string) string {
 	}
 	return ""
 }
+
+// SchedulesStream is the stream behind the schedules bucket.
+func (n Names) SchedulesStream() string { return "KV_" + n.SchedulesBucket }
+
+// kvSubject is the subject the schedules bucket stores key id under (what
+// KeyValue.Update publishes to).
+func (n Names) kvSubject(id string) string { return "$KV." + n.SchedulesBucket + "." + id }
