@@ -245,7 +245,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Start(ctx); err != nil {
+		if err := s.retryNotReady(ctx, c.Start); err != nil {
 			return nil, err
 		}
 		r.consumers = append(r.consumers, c)
