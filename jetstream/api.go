@@ -26,8 +26,7 @@ const ServiceName = "natsched"
 const Version = "0.1.0"
 
 const (
-	apiTimeout     = 10 * time.Second // one request, start to reply
-	apiConcurrency = 256              // requests handled at once per instance
+	apiTimeout = 10 * time.Second // one request, start to reply
 )
 
 // api serves <prefix>.api.* as the micro service "natsched", in one queue
@@ -44,14 +43,25 @@ type api struct {
 	// ctx is the scheduler's run context, which requests derive from.
 	ctx context.Context
 
+	m   *metrics
 	svc micro.Service
-	sem chan struct{}
 	wg  sync.WaitGroup
+}
+
+// endpoint is one verb of the API.
+type endpoint struct {
+	name, subject, description string
+	// lanes is how many subscriptions serve it on this instance, all in the
+	// service's queue group: micro hands each subscription's requests to
+	// its handler one at a time and measures that call (so handlers answer
+	// before they return, and the stats are true), and lanes are how
+	// requests of one verb run side by side.
+	lanes int
+	h     func(context.Context, micro.Request, string) (any, error)
 }
 
 // startAPI serves a's endpoints (a has its dependencies set).
 func startAPI(a *api) (*api, error) {
-	a.sem = make(chan struct{}, apiConcurrency)
 	svc, err := micro.AddService(a.nc, micro.Config{
 		Name: ServiceName, Version: Version, QueueGroup: ServiceName,
 		Description: "natsched: schedule NATS messages (put, get, cancel, pause, resume, trigger, list, status)",
@@ -62,24 +72,25 @@ func startAPI(a *api) (*api, error) {
 	}
 	a.svc = svc
 	g := svc.AddGroup(a.names.APIPrefix, micro.WithGroupQueueGroup(ServiceName))
-	for _, ep := range []struct {
-		name, subject string
-		h             func(context.Context, micro.Request, string) (any, error)
-	}{
-		{"put", "put.>", a.put},
-		{"get", "get.>", a.byID(a.st.load)},
-		{"cancel", "cancel.>", a.byID(a.st.cancel)},
-		{"pause", "pause.>", a.byID(a.st.pause)},
-		{"resume", "resume.>", a.byID(a.st.resume)},
-		{"trigger", "trigger.>", a.byID(a.st.trigger)},
-		{"list", "list", a.list},
-		{"list_prefix", "list.>", a.list},
-		{"status", "status", a.status},
+	for _, ep := range []endpoint{
+		{"put", "put.>", "put.<id>: create or replace a schedule (body: schedule JSON; \"revision\" makes it a compare-and-set)", putLanes, a.put},
+		{"get", "get.>", "get.<id>: the schedule", lanes, a.byID(a.st.load)},
+		{"cancel", "cancel.>", "cancel.<id>: delete the schedule; the reply is the schedule as it was", lanes, a.byID(a.st.cancel)},
+		{"pause", "pause.>", "pause.<id>: stop firing; occurrences while paused are skipped", lanes, a.byID(a.st.pause)},
+		{"resume", "resume.>", "resume.<id>: fire again from the next occurrence", lanes, a.byID(a.st.resume)},
+		{"trigger", "trigger.>", "trigger.<id>: fire one extra occurrence now", lanes, a.byID(a.st.trigger)},
+		{"list", "list", "list: one page of every schedule (body: {\"status\",\"limit\",\"after\"})", lanes, a.list},
+		{"list_prefix", "list.>", "list.<prefix>: one page of a namespace (whole tokens)", lanes, a.list},
+		{"status", "status", "status: this instance's view (leader, pending, fired, version, started, clock offset)", 1, a.status},
 	} {
 		verb := strings.SplitN(ep.subject, ".", 2)[0]
-		if err := g.AddEndpoint(ep.name, a.serve(verb, ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
-			_ = svc.Stop()
-			return nil, fmt.Errorf("natsched: endpoint %s: %w", ep.name, err)
+		for range ep.lanes {
+			err := g.AddEndpoint(ep.name, a.serve(verb, ep.h), micro.WithEndpointSubject(ep.subject),
+				micro.WithEndpointMetadata(map[string]string{"description": ep.description}))
+			if err != nil {
+				_ = svc.Stop()
+				return nil, fmt.Errorf("natsched: endpoint %s: %w", ep.name, err)
+			}
 		}
 	}
 	// The endpoints' subscriptions reach the server before Start returns,
@@ -97,50 +108,54 @@ func (a *api) stop() {
 	a.wg.Wait()
 }
 
-// serve runs h on its own goroutine and replies with its result as JSON, or
-// with the contract's error reply.
+// Lanes per endpoint (see endpoint): puts are the bulk of the traffic.
+const (
+	putLanes = 16
+	lanes    = 4
+)
+
+// serve answers a request with h's result as JSON, or with the contract's
+// error reply, before it returns: micro then counts the error (every 4xx
+// and 5xx) and the processing time on the endpoint.
 func (a *api) serve(verb string, h func(context.Context, micro.Request, string) (any, error)) micro.HandlerFunc {
 	prefix := a.names.APIPrefix + "." + verb + "."
 	return func(req micro.Request) {
-		a.sem <- struct{}{} // backpressure: micro's subscription waits
 		a.wg.Add(1)
-		go func() {
-			defer func() { <-a.sem; a.wg.Done() }()
-			ctx, cancel := context.WithTimeout(a.ctx, apiTimeout)
-			defer cancel()
-			tail := strings.TrimPrefix(req.Subject(), prefix)
-			if tail == req.Subject() {
-				tail = "" // list, status
-			}
-			v, err := h(ctx, req, tail)
-			var body []byte
-			if err == nil {
-				body, err = json.Marshal(v)
-			}
-			a.reply(req, body, err)
-		}()
+		defer a.wg.Done()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(a.ctx, apiTimeout)
+		defer cancel()
+		tail := strings.TrimPrefix(req.Subject(), prefix)
+		if tail == req.Subject() {
+			tail = "" // list, status
+		}
+		v, err := h(ctx, req, tail)
+		var body []byte
+		if err == nil {
+			body, err = json.Marshal(v)
+		}
+		code := a.reply(req, body, err)
+		a.m.apiRequest(verb, code, time.Since(start))
 	}
 }
 
-// reply answers req. It publishes the reply itself rather than through
-// req.Respond or req.Error: those record the outcome in the request, which
-// micro reads as soon as the handler returns, and this handler returned
-// long ago (it replies from its own goroutine).
-func (a *api) reply(req micro.Request, body []byte, err error) {
-	if req.Reply() == "" {
-		return
-	}
-	m := nats.NewMsg(req.Reply())
+// reply answers req through micro (which records an error reply as an
+// error of the endpoint) and returns the code it answered with.
+func (a *api) reply(req micro.Request, body []byte, err error) int {
+	code := 200
+	var rerr error
 	if err != nil {
-		code, text := errorReply(err)
+		var text string
+		code, text = errorReply(err)
 		body, _ = json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": text}})
-		m.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(code))
-		m.Header.Set(micro.ErrorHeader, text)
+		rerr = req.Error(strconv.Itoa(code), text, body)
+	} else {
+		rerr = req.Respond(body)
 	}
-	m.Data = body
-	if err := a.nc.PublishMsg(m); err != nil {
-		a.log.Warn("natsched: could not reply", "subject", req.Subject(), "err", err)
+	if rerr != nil && req.Reply() != "" {
+		a.log.Warn("natsched: could not reply", "subject", req.Subject(), "err", rerr)
 	}
+	return code
 }
 
 // maxErrorLen bounds error messages on the wire: they quote the request,

@@ -107,7 +107,8 @@ type ConsumerConfig struct {
 	// Logger receives failures (default slog.Default()).
 	Logger *slog.Logger
 
-	router *natsched.Router // set by WithRouter
+	router  *natsched.Router // set by WithRouter
+	metrics *metrics         // set by the scheduler that runs the consumer
 }
 
 // ConsumerStats count what a Consumer did since NewConsumer.
@@ -286,6 +287,13 @@ func validGroup(g string) bool { return subject.ValidToken(g) }
 // validSubject: non-empty tokens without white space; wildcards only if
 // allowed, and ">" only last.
 func validSubject(s string, wild bool) bool { return subject.Valid(s, wild) }
+
+// count records a handled message's outcome in the scheduler's metrics.
+func (c *Consumer) count(result string) {
+	if m := c.cfg.metrics; m != nil {
+		m.handler.WithLabelValues(c.cfg.Group, result).Inc()
+	}
+}
 
 // Name is the durable consumer's name, "<Prefix>_<Group>".
 func (c *Consumer) Name() string { return c.name }
@@ -591,6 +599,7 @@ func (c *Consumer) handle(msg js.Msg) {
 			return
 		}
 		c.acked.Add(1)
+		c.count("ok")
 	case errors.Is(err, natsched.ErrNoHandler):
 		c.skip(log, msg, err)
 	case errors.Is(err, natsched.ErrDecode):
@@ -639,6 +648,7 @@ func (c *Consumer) nak(log *slog.Logger, msg js.Msg, delay time.Duration, cause 
 		return
 	}
 	c.naked.Add(1)
+	c.count("retry")
 	log.Warn("natsched: handler failed; will retry", "err", cause, "retry_in", delay)
 }
 
@@ -683,6 +693,7 @@ func (c *Consumer) deadLetter(log *slog.Logger, msg js.Msg, meta *js.MsgMetadata
 		return
 	}
 	c.deadLettered.Add(1)
+	c.count("dead")
 	log.Error("natsched: dead-lettered", "dead_subject", subject, "err", cause)
 	reason := oneLine(fmt.Sprintf("dead-lettered to %s: %s", subject, text), 256)
 	if err := msg.TermWithReason(reason); err != nil {

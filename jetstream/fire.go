@@ -47,6 +47,7 @@ type firing struct {
 	fence  *fence
 	stats  *stats
 	faults *faults
+	m      *metrics
 	log    *slog.Logger
 	// fresh asks the firer whether the index's copies of entries are
 	// current as of bucket sequence last.
@@ -65,6 +66,7 @@ type job struct {
 	read   uint64            // revision the step started from
 	nfired int
 	acks   []js.PubAckFuture
+	fireAt []time.Time // of each ack's occurrence (planned + jitter)
 	state  js.PubAckFuture
 	err    error
 	res    result
@@ -161,7 +163,7 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 				j.err = err
 				break
 			}
-			j.acks = append(j.acks, fut)
+			j.acks, j.fireAt = append(j.acks, fut), append(j.fireAt, o.FireAt())
 			f.countLate(now, o)
 		}
 	}
@@ -170,18 +172,17 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 		if j.done {
 			continue
 		}
-		for _, fut := range j.acks {
+		for k, fut := range j.acks {
 			ack, err := f.await(ctx, fut)
 			if err != nil {
 				j.err = err
 				break
 			}
-			if ack.Duplicate {
-				f.stats.duplicates.Add(1)
-			}
+			f.acked(ack, j.fireAt[k])
 		}
 		if j.err != nil {
 			f.stats.failures.Add(1)
+			f.m.fires.WithLabelValues("error").Inc()
 			f.recordError(ctx, &j.before, j.err)
 			j.res, j.done = f.retryLater(j.e.id, j.failures, j.read, j.err), true
 			continue
@@ -293,13 +294,24 @@ func (f *firing) publish(ctx context.Context, sch *natsched.Schedule, o natsched
 	ack, err := f.js.PublishMsg(pctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 	if err != nil {
 		f.stats.failures.Add(1)
+		f.m.fires.WithLabelValues("error").Inc()
 		return err
 	}
-	if ack.Duplicate {
-		f.stats.duplicates.Add(1)
-	}
+	f.acked(ack, o.FireAt())
 	f.countLate(now, o)
 	return nil
+}
+
+// acked records the PubAck of an occurrence due to fire at fireAt: its
+// result and, for one newly stored, its lateness.
+func (f *firing) acked(ack *js.PubAck, fireAt time.Time) {
+	if ack.Duplicate {
+		f.stats.duplicates.Add(1)
+		f.m.fires.WithLabelValues("duplicate").Inc()
+		return
+	}
+	f.m.fires.WithLabelValues("ok").Inc()
+	f.m.lateness.Observe(f.now().Sub(fireAt).Seconds())
 }
 
 // countLate counts an occurrence fired more than the misfire threshold

@@ -35,6 +35,7 @@ type firer struct {
 	log        *slog.Logger
 	// lastSeq is the schedules bucket's last sequence.
 	lastSeq func(ctx context.Context) (uint64, error)
+	m       *metrics
 	// fire fires a batch and reports every job's result (see firing).
 	fire func(ctx context.Context, jobs []job) []result
 
@@ -56,10 +57,12 @@ type firer struct {
 	busy    int
 	// busyBehind: how many of busy came from the backlog.
 	busyBehind int
-	ready      bool // the initial values are in
+	ready      bool        // the initial values are in
+	loaded     atomic.Bool // ready, for other goroutines
 	wg         sync.WaitGroup
 	npend      atomic.Int64
-	lastRev    uint64 // highest bucket revision the watch delivered
+	counts     atomic.Pointer[[statusOther + 1]int] // the index's entries by status, for metrics
+	lastRev    uint64                               // highest bucket revision the watch delivered
 	// watchFrom is the bucket's last sequence just before the current
 	// watch began, and loadedRev the watchFrom of the latest watch whose
 	// initial values are all in: the index reflects everything up to it
@@ -169,6 +172,16 @@ func (l *firer) switchTo(cancel <-chan struct{}, lead bool) bool {
 }
 
 func (l *firer) pending() int { return int(l.npend.Load()) }
+
+// statusCounts reports the index's schedules by status (as of the loop's
+// latest turn).
+func (l *firer) statusCounts() map[natsched.Status]int {
+	out := map[natsched.Status]int{natsched.StatusActive: 0, natsched.StatusPaused: 0, natsched.StatusDone: 0}
+	if c := l.counts.Load(); c != nil {
+		out[natsched.StatusActive], out[natsched.StatusPaused], out[natsched.StatusDone] = c[statusActive], c[statusPaused], c[statusDone]
+	}
+	return out
+}
 
 // snap asks the loop for its state; false if the term ended.
 func (l *firer) snap(ctx context.Context) (snapshot, bool) {
@@ -315,6 +328,9 @@ func (l *firer) run(ctx context.Context) {
 		}
 		l.rearm()
 		l.npend.Store(int64(l.idx.pending))
+		if c := l.idx.byStatusCount; l.counts.Load() == nil || *l.counts.Load() != c {
+			l.counts.Store(&c)
+		}
 	}
 }
 
@@ -323,6 +339,7 @@ func (l *firer) apply(e js.KeyValueEntry) {
 		l.loadedRev = max(l.loadedRev, l.watchFrom)
 		if !l.ready {
 			l.ready = true
+			l.loaded.Store(true)
 			l.log.Debug("natsched: index loaded", "schedules", len(l.idx.byID))
 		}
 		return
@@ -607,6 +624,7 @@ func (l *firer) rearm() {
 
 // Lead starts a term safe until until.
 func (l *firer) Lead(ctx context.Context, until time.Time) bool {
+	l.m.leaseChanges.Inc()
 	l.fence.open(until)
 	return l.switchTo(ctx.Done(), true)
 }
@@ -620,6 +638,7 @@ func (l *firer) Extend(until time.Time) {
 // Step closes the fence at once, so that in-flight fires publish no more,
 // then ends the term once they have finished.
 func (l *firer) Step() {
+	l.m.leaseChanges.Inc()
 	l.fence.close()
 	l.switchTo(nil, false)
 }

@@ -33,6 +33,8 @@ type index struct {
 	// status-filtered list considers them.
 	unsettled map[*entry]struct{}
 	pending   int // entries that are active or paused
+	// byStatusCount counts the entries of each status.
+	byStatusCount [statusOther + 1]int
 }
 
 type entry struct {
@@ -198,6 +200,7 @@ func (x *index) setStatus(e *entry, st status) {
 }
 
 func (x *index) count(st status, d int) {
+	x.byStatusCount[st] += d
 	if st == statusActive || st == statusPaused {
 		x.pending += d
 	}

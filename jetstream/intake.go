@@ -51,6 +51,7 @@ type intake struct {
 	names Names
 	st    *store
 	clock clock.Clock // bounds the drain at stop
+	m     *metrics
 	log   *slog.Logger
 
 	cc      js.ConsumeContext
@@ -136,14 +137,16 @@ func (in *intake) handle(ctx context.Context, m js.Msg) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	err = in.apply(hctx, id, m, meta)
+	result, err := in.apply(hctx, id, m, meta)
 	switch {
 	case err == nil:
 		_ = m.Ack()
+		in.m.intake.WithLabelValues(result).Inc()
 	case transient(err) && meta.NumDelivered < intakeMaxAttempts:
 		_ = m.NakWithDelay(time.Duration(meta.NumDelivered) * time.Second)
 	default:
 		in.reject(id, m, err)
+		in.m.intake.WithLabelValues("rejected").Inc()
 	}
 }
 
@@ -152,9 +155,11 @@ func transient(err error) bool {
 		errors.Is(err, context.Canceled)
 }
 
-func (in *intake) apply(ctx context.Context, id string, m js.Msg, meta *js.MsgMetadata) error {
+// apply applies an intake message and says what it was: accepted (a
+// schedule stored) or cancelled.
+func (in *intake) apply(ctx context.Context, id string, m js.Msg, meta *js.MsgMetadata) (string, error) {
 	if err := checkID(id); err != nil {
-		return err
+		return "", err
 	}
 	h := m.Headers()
 	if c := headerGet(h, HeaderCancel); c != "" {
@@ -162,22 +167,22 @@ func (in *intake) apply(ctx context.Context, id string, m js.Msg, meta *js.MsgMe
 		case "true":
 			_, err := in.st.cancel(ctx, id)
 			if errors.Is(err, natsched.ErrNotFound) {
-				return nil // already gone: cancelling is idempotent
+				err = nil // already gone: cancelling is idempotent
 			}
-			return err
+			return "cancelled", err
 		case "false":
 		default:
-			return natsched.Invalid(HeaderCancel, "must be true or false, got %q", c)
+			return "", natsched.Invalid(HeaderCancel, "must be true or false, got %q", c)
 		}
 	}
 	sch, err := scheduleFromHeaders(id, h, m.Data(), meta.Timestamp)
 	if err != nil {
-		return err
+		return "", err
 	}
 	// The stream sequence is the generation: a redelivered message finds
 	// its own schedule in place and changes nothing.
 	_, err = in.st.put(ctx, sch, putOptions{accepted: meta.Timestamp, generation: meta.Sequence.Stream})
-	return headerError(err)
+	return "accepted", headerError(err)
 }
 
 // reject acknowledges m and republishes it to <prefix>.rejected.<id> with

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/natsched/natsched"
 	"github.com/natsched/natsched/clock"
 	"github.com/natsched/natsched/internal/engine"
@@ -43,6 +45,7 @@ type options struct {
 	noAPI      bool
 	noIntake   bool
 	version    string
+	registerer prometheus.Registerer
 }
 
 // ErrInvalidOption: an Option, or a ConsumerConfig, is not valid. It is

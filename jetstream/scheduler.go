@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ type Scheduler struct {
 	log   *slog.Logger
 
 	clk    *clockSync // the firing clock
+	m      *metrics
 	rules  *rules
 	loop   *firer
 	stats  stats
@@ -41,7 +43,9 @@ type Scheduler struct {
 	starting bool
 	started  bool
 	closed   bool
-	done     chan struct{} // closed once Close has stopped everything
+	// startedAt: when Start finished (firing clock).
+	startedAt time.Time
+	done      chan struct{} // closed once Close has stopped everything
 	// Set by Start.
 	st           *store
 	kv           js.KeyValue
@@ -78,6 +82,8 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
+	m := newMetrics()
+	o.engine.OnMissed = func(p natsched.Misfire, n int) { m.missed.WithLabelValues(string(p)).Add(float64(n)) }
 	o.engine = o.engine.WithDefaults()
 	o.dupWindow = max(o.dupWindow, neededDuplicateWindow(o.leaseTTL))
 	if o.fireMaxAge > 0 && o.fireMaxAge < o.dupWindow {
@@ -88,15 +94,67 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	s := &Scheduler{
 		js: jsc, nc: nc, o: o, names: NamesFor(o.prefix),
 		log:  o.logger.With("instance", o.name),
-		done: make(chan struct{}),
+		done: make(chan struct{}), m: m,
 	}
 	s.clk = &clockSync{clock: o.clock, on: o.clockSync == nil && o.clock == clock.Real() || o.clockSync != nil && *o.clockSync}
 	s.rules = &rules{names: s.names, allow: o.allow, maxPayload: func() int { return int(nc.MaxPayload()) }}
 	s.loop = newFirer(&firer{
 		nc: nc, clock: o.clock, leaseClock: o.leaseClock, now: s.clk.now, opts: o.engine,
-		workers: o.workers, log: s.log,
+		workers: o.workers, log: s.log, m: m,
 	})
+	if o.registerer != nil {
+		err := m.register(o.registerer, gauges{
+			schedules: s.loop.statusCounts, leader: s.loop.isLeader.Load,
+			clockOffset: func() time.Duration { d, _ := s.clk.offset(); return d },
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// BuildVersion is natsched's version as the build records it (the module
+// version of github.com/natsched/natsched, "(devel)" in a checkout), or
+// Version when there is no build information.
+func BuildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Path == modulePath && bi.Main.Version != "" {
+			return bi.Main.Version
+		}
+		for _, d := range bi.Deps {
+			if d.Path == modulePath {
+				return d.Version
+			}
+		}
+	}
+	return Version
+}
+
+const modulePath = "github.com/natsched/natsched"
+
+// Healthy reports nil while the instance is connected, has its buckets and
+// streams and has loaded its index, else why not (see HealthHandler).
+func (s *Scheduler) Healthy(ctx context.Context) error {
+	s.mu.Lock()
+	started, closed := s.started, s.closed
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return natsched.ErrClosed
+	case !started:
+		return fmt.Errorf("%w: not started", natsched.ErrUnavailable)
+	case !s.nc.IsConnected():
+		return fmt.Errorf("%w: not connected to NATS (%s)", natsched.ErrUnavailable, s.nc.Status())
+	case !s.loop.loaded.Load():
+		return fmt.Errorf("%w: the index is loading", natsched.ErrUnavailable)
+	}
+	for _, stream := range []string{s.names.SchedulesStream(), "KV_" + s.names.LeaderBucket, s.names.FireStream} {
+		if _, err := s.js.Stream(ctx, stream); err != nil {
+			return fmt.Errorf("%w: stream %s: %w", natsched.ErrUnavailable, stream, err)
+		}
+	}
+	return nil
 }
 
 // DefaultName is the instance name unless WithName gives one: the host
@@ -165,7 +223,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	s.st, s.kv, s.leaseKV, s.leaseMarkers = r.st, r.inf.kv, r.inf.leaseKV, r.inf.markers
 	s.cancel, s.consumers, s.api, s.intake = r.cancel, r.consumers, r.api, r.intake
-	s.started = true
+	s.started, s.startedAt = true, s.clk.now()
 	return nil
 }
 
@@ -230,7 +288,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 	s.o.leaseTTL = r.inf.leaseTTL // the lease bucket's, when another instance holds it with a longer one
 	r.st = &store{kv: r.inf.kv, js: s.js, names: s.names, rules: s.rules, now: s.clk.now, log: s.log,
 		candidates: s.loop.candidates}
-	fire := &firing{js: s.js, nc: s.nc, st: r.st, rules: s.rules, opts: o.engine, now: s.clk.now,
+	fire := &firing{js: s.js, nc: s.nc, st: r.st, rules: s.rules, opts: o.engine, now: s.clk.now, m: s.m,
 		fence: s.loop.fence, stats: &s.stats, faults: &s.faults, log: s.log, fresh: s.loop.askFresh}
 	s.loop.kv, s.loop.lastSeq, s.loop.fire = r.inf.kv, r.st.lastSeq, fire.batch
 
@@ -241,6 +299,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 		if cfg.Logger == nil {
 			cfg.Logger = s.log
 		}
+		cfg.metrics = s.m
 		c, err := NewConsumer(s.js, cfg.router, cfg)
 		if err != nil {
 			return nil, err
@@ -257,7 +316,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 	if !o.noIntake {
 		err := s.retryNotReady(ctx, func(setup context.Context) error {
 			in, err := startIntake(setup, runCtx, &intake{js: s.js, nc: s.nc, names: s.names, st: r.st,
-				clock: o.leaseClock, log: s.log})
+				clock: o.leaseClock, log: s.log, m: s.m})
 			r.intake = in
 			return err
 		})
@@ -266,7 +325,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 		}
 	}
 	if !o.noAPI {
-		r.api, err = startAPI(&api{nc: s.nc, names: s.names, instance: o.name, st: r.st, now: s.clk.now,
+		r.api, err = startAPI(&api{nc: s.nc, names: s.names, instance: o.name, st: r.st, now: s.clk.now, m: s.m,
 			report: s.Status, log: s.log, ctx: runCtx})
 		if err != nil {
 			return nil, err
@@ -414,6 +473,13 @@ type Status struct {
 	// lease could have lapsed (a frozen or starved process); the next
 	// leader fires them.
 	Fenced uint64 `json:"fenced"`
+	// Version is natsched's (the module version of the build, else
+	// Version), Started when this instance started (RFC 3339), and
+	// ClockOffset the estimated server clock minus this host's (Go
+	// duration; empty until estimated).
+	Version     string `json:"version"`
+	Started     string `json:"started"`
+	ClockOffset string `json:"clock_offset"`
 }
 
 // Status returns this instance's view.
@@ -422,10 +488,14 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 		Instance: s.o.name, Fired: s.stats.fired.Load(), Late: s.stats.late.Load(),
 		Duplicates: s.stats.duplicates.Load(), PublishFailures: s.stats.failures.Load(),
 		Refused: s.stats.refused.Load(), Fenced: s.stats.fenced.Load(),
-		IsLeader: s.loop.isLeader.Load(), Pending: s.loop.pending(),
+		IsLeader: s.loop.isLeader.Load(), Pending: s.loop.pending(), Version: BuildVersion(),
+	}
+	if d, known := s.clk.offset(); known {
+		st.ClockOffset = d.String()
 	}
 	s.mu.Lock()
 	kv := s.leaseKV
+	st.Started = natsched.FormatTime(s.startedAt)
 	s.mu.Unlock()
 	if kv == nil {
 		return st, nil

@@ -41,8 +41,8 @@ func TestStepBudgetAndFallingBehind(t *testing.T) {
 		// 10s late: once fires the latest missed (8s), then the cadence (9s, 10s).
 		{natsched.MisfireOnce, 10 * time.Second, [][]time.Duration{{8 * time.Second}, {9 * time.Second}, {10 * time.Second}, nil}},
 		{natsched.MisfireSkip, 10 * time.Second, [][]time.Duration{{9 * time.Second}, {10 * time.Second}, nil}},
-		// all: every missed one, one per step, oldest first.
-		{natsched.MisfireAll, 4 * time.Second, [][]time.Duration{{time.Second}, {2 * time.Second}, {3 * time.Second}, {4 * time.Second}, nil}},
+		// all: every missed one, oldest first, up to catchupPerStep a step.
+		{natsched.MisfireAll, 4 * time.Second, [][]time.Duration{{time.Second, 2 * time.Second}, {3 * time.Second}, {4 * time.Second}, nil}},
 	} {
 		s := every(t, time.Second, tc.misfire)
 		if tc.now < 9*time.Second && tc.misfire == natsched.MisfireOnce {
@@ -138,5 +138,32 @@ func TestDue(t *testing.T) {
 		{"nothing left", natsched.Schedule{Status: natsched.StatusActive}, time.Time{}},
 	} {
 		require.Equal(t, tc.want, Due(&tc.s, o), tc.name)
+	}
+}
+
+func TestMissedAreCounted(t *testing.T) {
+	for _, tc := range []struct {
+		misfire natsched.Misfire
+		catchup time.Duration
+		want    int
+	}{
+		{natsched.MisfireSkip, 0, 8},              // 1s..8s skipped (9s and 10s fire)
+		{natsched.MisfireOnce, 0, 7},              // 1s..7s collapsed into 8s
+		{natsched.MisfireAll, 0, 0},               // every one fires
+		{natsched.MisfireAll, 3 * time.Second, 6}, // 1s..6s are older than catchup
+	} {
+		var got int
+		o := Options{OnMissed: func(p natsched.Misfire, n int) {
+			require.Equal(t, tc.misfire, p)
+			got += n
+		}}.WithDefaults()
+		s := every(t, time.Second, tc.misfire)
+		s.Catchup = tc.catchup
+		for range 20 {
+			if _, _, err := Step(s, t0.Add(10*time.Second), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		require.Equal(t, tc.want, got, "%s catchup %s", tc.misfire, tc.catchup)
 	}
 }
