@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/natsched/natsched/internal/subject"
 	"reflect"
 	"runtime"
 	"slices"
@@ -158,15 +159,11 @@ func (r *Router) Subjects() []string {
 	}
 	slices.Sort(subjects)
 	subjects = slices.Compact(subjects) // a pattern may equal a type's subject
-	tokens := make([][]string, len(subjects))
-	for i, s := range subjects {
-		tokens[i] = strings.Split(s, ".")
-	}
 	out := subjects[:0:0]
 	for i, s := range subjects {
 		covered := false
 		for j := range subjects {
-			if j != i && coversPattern(tokens[j], tokens[i]) {
+			if j != i && subject.Match(subjects[j], s) {
 				covered = true
 				break
 			}
@@ -176,22 +173,6 @@ func (r *Router) Subjects() []string {
 		}
 	}
 	return out
-}
-
-// coversPattern reports whether every subject pattern b matches is also
-// matched by pattern a.
-func coversPattern(a, b []string) bool {
-	for i, t := range a {
-		switch {
-		case t == ">":
-			return len(b) > i // b has a token here, so at least one more
-		case i >= len(b) || b[i] == ">":
-			return false
-		case t != "*" && t != b[i]:
-			return false
-		}
-	}
-	return len(a) == len(b)
 }
 
 // Use appends middleware. The first one added is the outermost. Middleware
@@ -229,7 +210,7 @@ func (r *Router) Dispatch(ctx context.Context, m *Message) (err error) {
 		h = r.typed[typ]
 	} else {
 		for _, rt := range r.subjects {
-			if matchSubject(rt.tokens, m.Subject) {
+			if subject.Match(rt.pattern, m.Subject) {
 				h = rt.h
 				break
 			}
@@ -282,26 +263,20 @@ func panicError(p any, typ, subject string) error {
 
 func parsePattern(pattern string) (subjectRoute, error) {
 	rt := subjectRoute{pattern: pattern, tokens: strings.Split(pattern, ".")}
-	if strings.ContainsFunc(pattern, isSpace) {
-		return rt, fmt.Errorf("%w: subject pattern %q contains white space", ErrInvalid, pattern)
+	if !subject.Valid(pattern, true) {
+		return rt, fmt.Errorf("%w: subject pattern %q: want tokens without white space, with * for one token and > as the last", ErrInvalid, pattern)
 	}
-	for i, t := range rt.tokens {
-		switch {
-		case t == "":
-			return rt, fmt.Errorf("%w: subject pattern %q has an empty token", ErrInvalid, pattern)
-		case t == ">" && i != len(rt.tokens)-1:
-			return rt, fmt.Errorf("%w: subject pattern %q: \">\" must be the last token", ErrInvalid, pattern)
-		case t == ">":
+	for _, t := range rt.tokens {
+		switch t {
+		case ">":
 			rt.tail = true
 			rt.wild++
-		case t == "*":
+		case "*":
 			rt.wild++
 		}
 	}
 	return rt, nil
 }
-
-func isSpace(c rune) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // compareRoutes orders routes most specific first, as HandleSubject
 // documents; the final byte-wise comparison only makes the order total
@@ -329,25 +304,3 @@ func compareRoutes(a, b subjectRoute) int {
 }
 
 func isWild(t string) bool { return t == "*" || t == ">" }
-
-// matchSubject walks subject without splitting it, so that dispatch does
-// not allocate.
-func matchSubject(pattern []string, subject string) bool {
-	for i, p := range pattern {
-		if p == ">" {
-			// Like "*", ">" matches no empty token: such subjects are
-			// malformed, and NATS would not deliver them.
-			return subject != "" && subject[0] != '.' && subject[len(subject)-1] != '.' &&
-				!strings.Contains(subject, "..")
-		}
-		tok, rest, more := strings.Cut(subject, ".")
-		if tok == "" || (p != "*" && p != tok) {
-			return false
-		}
-		if !more {
-			return i == len(pattern)-1
-		}
-		subject = rest
-	}
-	return false // subject has tokens left over
-}

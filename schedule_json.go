@@ -8,9 +8,10 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/natsched/natsched/internal/subject"
 )
 
 // wireSchedule is the contract's JSON shape, in the contract's field order.
@@ -415,22 +416,16 @@ func ValidID(id string) bool {
 	if len(id) == 0 || len(id) > 255 {
 		return false
 	}
-	tok := 0
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c == '.':
-			if tok == 0 {
-				return false
-			}
-			tok = 0
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-			tok++
-		default:
+	for rest := id; ; {
+		tok, tail, more := strings.Cut(rest, ".")
+		if !subject.ValidToken(tok) {
 			return false
 		}
+		if !more {
+			return true
+		}
+		rest = tail
 	}
-	return tok > 0
 }
 
 // DefaultPrefix is the default prefix of natsched's subjects, streams and
@@ -440,16 +435,7 @@ const DefaultPrefix = "natsched"
 // ValidPrefix reports whether p can prefix natsched's names: one token of
 // [A-Za-z0-9_-], at most 32 characters, as bucket names allow.
 func ValidPrefix(p string) bool {
-	if p == "" || len(p) > 32 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return len(p) <= 32 && subject.ValidToken(p)
 }
 
 // MaxSubjectLen bounds target subjects.
@@ -457,22 +443,9 @@ const MaxSubjectLen = 1024
 
 // ValidSubject reports whether s is a NATS subject to publish to: non-empty
 // tokens separated by '.', no wildcards, no white space or control
-// characters.
+// characters, at most MaxSubjectLen bytes.
 func ValidSubject(s string) bool {
-	if len(s) == 0 || len(s) > MaxSubjectLen {
-		return false
-	}
-	for _, tok := range strings.Split(s, ".") {
-		if tok == "" || tok == "*" || tok == ">" {
-			return false
-		}
-		for i := 0; i < len(tok); i++ {
-			if c := tok[i]; c <= ' ' || c == 0x7f {
-				return false
-			}
-		}
-	}
-	return true
+	return len(s) <= MaxSubjectLen && subject.Valid(s, false)
 }
 
 func validHeaderName(k string) bool {
@@ -665,9 +638,5 @@ func Truncate(s string) string {
 	if len(s) <= 64 {
 		return s
 	}
-	cut := 64
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return subject.Cut(s, 64) + "…"
 }

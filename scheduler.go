@@ -160,8 +160,8 @@ type InstanceStatus struct {
 	Instance string `json:"instance"`
 	Leader   string `json:"leader"`
 	IsLeader bool   `json:"is_leader"`
-	// Pending: schedules that are not done, as this instance's index
-	// (kept on every instance) counts them.
+	// Pending: schedules that are active or paused, as this instance's
+	// index (kept on every instance) counts them.
 	Pending int `json:"pending"`
 	// Fired, Late (fired more than the misfire threshold after their fire
 	// time) and Duplicates (publishes JetStream dropped as already
@@ -180,6 +180,13 @@ type InstanceStatus struct {
 	// lease could have lapsed (a frozen or starved process); the next
 	// leader fires them.
 	Fenced uint64 `json:"fenced"`
+	// Version is natsched's (the module version of the build, else
+	// Version), Started when this instance started (RFC 3339), and
+	// ClockOffset the estimated server clock minus this host's (Go
+	// duration; empty until estimated).
+	Version     string `json:"version"`
+	Started     string `json:"started"`
+	ClockOffset string `json:"clock_offset"`
 }
 
 // Scheduler stores schedules and fires them. The memory and JetStream

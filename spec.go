@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // zones work on machines without zoneinfo
 
@@ -52,7 +53,37 @@ var cronMacros = map[string]string{
 // *FieldError for field "cron" or "tz". Input is validated before cronexpr
 // sees it, and cronexpr only ever gets canonical numeric lists, so malformed
 // input cannot reach its undetermined behaviour.
-func ParseCron(expr, tz string) (c *Cron, err error) {
+//
+// Parsed expressions are remembered (a *Cron is immutable), so that the
+// validation at Put, the engine and every fire of a stored schedule parse
+// it once.
+func ParseCron(expr, tz string) (*Cron, error) {
+	key := cronKey{expr, tz}
+	if c, ok := parsedCrons.Load(key); ok {
+		return c.(*Cron), nil
+	}
+	c, err := parseCron(expr, tz)
+	if err == nil {
+		if parsedCount.Add(1) > maxParsedCrons {
+			parsedCrons.Clear() // bounded: hostile input cannot grow it for ever
+			parsedCount.Store(1)
+		}
+		parsedCrons.Store(key, c)
+	}
+	return c, err
+}
+
+// maxParsedCrons bounds the expressions ParseCron remembers.
+const maxParsedCrons = 4096
+
+type cronKey struct{ expr, tz string }
+
+var (
+	parsedCrons sync.Map // cronKey -> *Cron
+	parsedCount atomic.Int64
+)
+
+func parseCron(expr, tz string) (c *Cron, err error) {
 	loc, err := LoadZone(tz)
 	if err != nil {
 		return nil, err
@@ -184,7 +215,10 @@ func (c *Cron) nextWall(from time.Time) (t time.Time) {
 	if floor := cronFloor; from.Before(floor) {
 		from = floor // cronexpr knows 1970-2099 and answers zero for the zero time
 	}
-	return c.expr.Next(from.UTC())
+	// Expression.Next keeps its month's days in the expression: step a
+	// copy, so that one *Cron is safe to share (ParseCron remembers it).
+	e := *c.expr
+	return e.Next(from.UTC())
 }
 
 var cronFloor = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)

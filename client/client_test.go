@@ -240,6 +240,10 @@ func TestVerbs(t *testing.T) {
 	require.True(t, st.IsLeader)
 	require.Equal(t, 3, st.Pending)
 	require.EqualValues(t, 1, st.Fired)
+	require.NotEmpty(t, st.Version)
+	started, err := time.Parse(time.RFC3339Nano, st.Started)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), started, time.Minute)
 }
 
 func ids(p *natsched.ListPage) []string {

@@ -1,71 +1,71 @@
 package jetstream
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/natsched/natsched"
 )
 
-// admit checks sch against the rules every schedule must meet to be stored
-// and, again, before each fire: its definition (natsched.Schedule.Validate),
-// its target (reserved subjects, then the allow rules as configured now)
-// and the sizes of what it fires. key is the bucket key the schedule is
-// stored under; it must be the schedule's ID.
+// rules are what every schedule must meet to be stored and, again, before
+// each of its fires.
+type rules struct {
+	names      Names
+	allow      []AllowRule
+	maxPayload func() int // the server's max_payload
+}
+
+// admit checks sch, stored (or to be stored) under key: its definition
+// (natsched.Schedule.Validate), its target (reserved subjects, then the
+// allow rules as configured now) and the sizes of what it fires. key must
+// be the schedule's ID.
 //
 // The fire path re-checks because the bucket is not only written through
 // Put: anyone with access to the KV subjects can store any value there,
 // and allow rules may have become stricter since a schedule was stored.
-func (s *Scheduler) admit(key string, sch *natsched.Schedule) error {
+func (r *rules) admit(key string, sch *natsched.Schedule) error {
 	if key != sch.ID {
 		return natsched.Invalid("id", "stored under key %q but the value says %q", natsched.Truncate(key), natsched.Truncate(sch.ID))
 	}
 	if err := sch.Validate(); err != nil {
 		return err
 	}
-	if why := s.names.ReservedTarget(sch.Subject); why != "" {
+	if why := r.names.ReservedTarget(sch.Subject); why != "" {
 		return natsched.Invalid("subject", "reserved: %q: %s", natsched.Truncate(sch.Subject), why)
 	}
-	if !allowed(s.o.allow, sch.ID, sch.Subject) {
+	if !allowed(r.allow, sch.ID, sch.Subject) {
 		return fmt.Errorf("%w: subject: schedule %s may not target %s", natsched.ErrForbidden, sch.ID, sch.Subject)
 	}
-	return s.checkFired(sch)
+	return r.checkFired(sch)
 }
 
-// refusedPrefix starts the last_error of a stored schedule that admit
-// refused to fire.
-const refusedPrefix = "not fired: "
-
-// refuse keeps a stored schedule that failed admit from firing. It stays in
-// the bucket, readable and cancellable, with last_error saying why, and
-// out of the due queue until it is written again. The reason is logged and
-// recorded once; a later leader that finds it recorded only skips it.
-func (l *leader) refuse(ctx context.Context, key string, sch *natsched.Schedule, why error) result {
-	l.s.stats.refused.Add(1)
-	_, text := errorReply(why)
-	res := result{rev: sch.Revision, status: sch.Status} // due 0: out of the queue
-	msg := refusedPrefix + text
-	if sch.LastError == msg {
-		return res
-	}
-	l.s.log.Warn("natsched: stored schedule refused; not firing it", "id", key, "err", text)
-	c := sch.Clone()
-	c.LastError, c.Revision = msg, 0
-	// Not s.encode: its size checks may be what failed.
-	b, err := json.Marshal(c)
+// encode renders a schedule for the bucket and checks it fits.
+func (r *rules) encode(sch *natsched.Schedule) ([]byte, error) {
+	b, err := json.Marshal(sch)
 	if err != nil {
-		return res
+		return nil, err
 	}
-	if rev, err := l.s.kv.Update(opCtx(ctx), key, b, sch.Revision); err == nil {
-		res.rev, res.wrote = rev, true
+	if limit := r.maxPayload(); len(b) > limit {
+		return nil, fmt.Errorf("%w: data: the schedule takes %d bytes stored, over the server's max payload of %d", natsched.ErrTooLarge, len(b), limit)
 	}
-	return res
+	if err := r.checkFired(sch); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-// mayFire reports whether a step of sch can publish anything, so that
-// admit has something to guard: done schedules without triggers only
-// expire.
-func mayFire(sch *natsched.Schedule) bool {
-	return sch.Status != natsched.StatusDone || len(sch.Triggers) > 0
+// checkFired makes sure every fired message of sch can be stored: its
+// headers within JetStream's header limit, and headers and payload within
+// the server's max payload.
+func (r *rules) checkFired(sch *natsched.Schedule) error {
+	h := natsched.FiredHeaderBytes(sch)
+	if h > natsched.MaxHeaderBytes {
+		return fmt.Errorf("%w: header: the fired message's headers would take %d bytes, over JetStream's limit of %d", natsched.ErrTooLarge, h, natsched.MaxHeaderBytes)
+	}
+	// The subject and a reply subject count against max payload too.
+	n := len(sch.Data) + h + len(sch.Subject) + 128
+	if limit := r.maxPayload(); n > limit {
+		return fmt.Errorf("%w: data: the fired message would take %d bytes, over the server's max payload of %d", natsched.ErrTooLarge, n, limit)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/subject"
 )
 
 // AllowRule lets schedules whose ID matches IDPattern target subjects that
@@ -43,52 +44,17 @@ func WithAllow(rules ...AllowRule) Option {
 	}
 }
 
-// allowed reports whether the rules let schedule id publish to subject.
-func allowed(rules []AllowRule, id, subject string) bool {
+// allowed reports whether the rules let schedule id publish to target.
+func allowed(rules []AllowRule, id, target string) bool {
 	if len(rules) == 0 {
 		return true
 	}
 	for _, r := range rules {
-		if subjectMatches(r.IDPattern, id) && subjectMatches(r.SubjectPattern, subject) {
+		if subject.Match(r.IDPattern, id) && subject.Match(r.SubjectPattern, target) {
 			return true
 		}
 	}
 	return false
 }
 
-func validPattern(p string) bool {
-	if p == "" {
-		return false
-	}
-	toks := strings.Split(p, ".")
-	for i, t := range toks {
-		switch {
-		case t == "":
-			return false
-		case t == ">" && i != len(toks)-1:
-			return false
-		case strings.ContainsAny(t, " \t\r\n") || (len(t) > 1 && strings.ContainsAny(t, "*>")):
-			return false
-		}
-	}
-	return true
-}
-
-// subjectMatches reports whether every subject that subject stands for
-// matches pattern, both with * (one token) and > (one or more trailing
-// tokens): for a literal subject, whether it matches; for a wildcard one,
-// whether pattern covers all it covers (a stream filter capturing it).
-func subjectMatches(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, t := range p {
-		switch {
-		case t == ">":
-			return len(s) > i
-		case i >= len(s), s[i] == ">":
-			return false
-		case t != "*" && t != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
-}
+func validPattern(p string) bool { return subject.Valid(p, true) }

@@ -6,16 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/subject"
 )
 
 // ServiceName is the micro service every instance serves (contract).
@@ -25,55 +26,76 @@ const ServiceName = "natsched"
 const Version = "0.1.0"
 
 const (
-	apiTimeout     = 10 * time.Second // one request, start to reply
-	apiConcurrency = 256              // requests handled at once per instance
+	apiTimeout = 10 * time.Second // one request, start to reply
 )
 
 // api serves <prefix>.api.* as the micro service "natsched", in one queue
 // group across instances. Handlers run on their own goroutines (bounded),
 // because micro calls an endpoint's handler one request at a time.
 type api struct {
-	s   *Scheduler
+	nc       *nats.Conn
+	names    Names
+	instance string
+	st       *store
+	now      func() time.Time
+	report   func(context.Context) (Status, error) // this instance's status
+	log      *slog.Logger
+	// ctx is the scheduler's run context, which requests derive from.
+	ctx context.Context
+
+	m   *metrics
 	svc micro.Service
-	sem chan struct{}
 	wg  sync.WaitGroup
 }
 
-func (s *Scheduler) startAPI() (*api, error) {
-	a := &api{s: s, sem: make(chan struct{}, apiConcurrency)}
-	svc, err := micro.AddService(s.nc, micro.Config{
+// endpoint is one verb of the API.
+type endpoint struct {
+	name, subject, description string
+	// lanes is how many subscriptions serve it on this instance, all in the
+	// service's queue group: micro hands each subscription's requests to
+	// its handler one at a time and measures that call (so handlers answer
+	// before they return, and the stats are true), and lanes are how
+	// requests of one verb run side by side.
+	lanes int
+	h     func(context.Context, micro.Request, string) (any, error)
+}
+
+// startAPI serves a's endpoints (a has its dependencies set).
+func startAPI(a *api) (*api, error) {
+	svc, err := micro.AddService(a.nc, micro.Config{
 		Name: ServiceName, Version: Version, QueueGroup: ServiceName,
 		Description: "natsched: schedule NATS messages (put, get, cancel, pause, resume, trigger, list, status)",
-		Metadata:    map[string]string{"instance": s.o.name, "prefix": s.o.prefix},
+		Metadata:    map[string]string{"instance": a.instance, "prefix": a.names.Prefix},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsched: micro service: %w", err)
 	}
 	a.svc = svc
-	g := svc.AddGroup(s.names.APIPrefix, micro.WithGroupQueueGroup(ServiceName))
-	for _, ep := range []struct {
-		name, subject string
-		h             func(context.Context, micro.Request, string) (any, error)
-	}{
-		{"put", "put.>", a.put},
-		{"get", "get.>", a.byID(s.Get)},
-		{"cancel", "cancel.>", a.byID(s.Cancel)},
-		{"pause", "pause.>", a.byID(s.Pause)},
-		{"resume", "resume.>", a.byID(s.Resume)},
-		{"trigger", "trigger.>", a.byID(s.Trigger)},
-		{"list", "list", a.list},
-		{"list_prefix", "list.>", a.list},
-		{"status", "status", a.status},
+	g := svc.AddGroup(a.names.APIPrefix, micro.WithGroupQueueGroup(ServiceName))
+	for _, ep := range []endpoint{
+		{"put", "put.>", "put.<id>: create or replace a schedule (body: schedule JSON; \"revision\" makes it a compare-and-set)", putLanes, a.put},
+		{"get", "get.>", "get.<id>: the schedule", lanes, a.byID(a.st.load)},
+		{"cancel", "cancel.>", "cancel.<id>: delete the schedule; the reply is the schedule as it was", lanes, a.byID(a.st.cancel)},
+		{"pause", "pause.>", "pause.<id>: stop firing; occurrences while paused are skipped", lanes, a.byID(a.st.pause)},
+		{"resume", "resume.>", "resume.<id>: fire again from the next occurrence", lanes, a.byID(a.st.resume)},
+		{"trigger", "trigger.>", "trigger.<id>: fire one extra occurrence now", lanes, a.byID(a.st.trigger)},
+		{"list", "list", "list: one page of every schedule (body: {\"status\",\"limit\",\"after\"})", lanes, a.list},
+		{"list_prefix", "list.>", "list.<prefix>: one page of a namespace (whole tokens)", lanes, a.list},
+		{"status", "status", "status: this instance's view (leader, pending, fired, version, started, clock offset)", 1, a.status},
 	} {
 		verb := strings.SplitN(ep.subject, ".", 2)[0]
-		if err := g.AddEndpoint(ep.name, a.serve(verb, ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
-			_ = svc.Stop()
-			return nil, fmt.Errorf("natsched: endpoint %s: %w", ep.name, err)
+		for range ep.lanes {
+			err := g.AddEndpoint(ep.name, a.serve(verb, ep.h), micro.WithEndpointSubject(ep.subject),
+				micro.WithEndpointMetadata(map[string]string{"description": ep.description}))
+			if err != nil {
+				_ = svc.Stop()
+				return nil, fmt.Errorf("natsched: endpoint %s: %w", ep.name, err)
+			}
 		}
 	}
 	// The endpoints' subscriptions reach the server before Start returns,
 	// so a request right after Start finds a responder.
-	if err := s.nc.Flush(); err != nil {
+	if err := a.nc.Flush(); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("natsched: micro service: %w", err)
 	}
@@ -86,50 +108,54 @@ func (a *api) stop() {
 	a.wg.Wait()
 }
 
-// serve runs h on its own goroutine and replies with its result as JSON, or
-// with the contract's error reply.
+// Lanes per endpoint (see endpoint): puts are the bulk of the traffic.
+const (
+	putLanes = 16
+	lanes    = 4
+)
+
+// serve answers a request with h's result as JSON, or with the contract's
+// error reply, before it returns: micro then counts the error (every 4xx
+// and 5xx) and the processing time on the endpoint.
 func (a *api) serve(verb string, h func(context.Context, micro.Request, string) (any, error)) micro.HandlerFunc {
-	prefix := a.s.names.APIPrefix + "." + verb + "."
+	prefix := a.names.APIPrefix + "." + verb + "."
 	return func(req micro.Request) {
-		a.sem <- struct{}{} // backpressure: micro's subscription waits
 		a.wg.Add(1)
-		go func() {
-			defer func() { <-a.sem; a.wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-			defer cancel()
-			tail := strings.TrimPrefix(req.Subject(), prefix)
-			if tail == req.Subject() {
-				tail = "" // list, status
-			}
-			v, err := h(ctx, req, tail)
-			var body []byte
-			if err == nil {
-				body, err = json.Marshal(v)
-			}
-			a.reply(req, body, err)
-		}()
+		defer a.wg.Done()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(a.ctx, apiTimeout)
+		defer cancel()
+		tail := strings.TrimPrefix(req.Subject(), prefix)
+		if tail == req.Subject() {
+			tail = "" // list, status
+		}
+		v, err := h(ctx, req, tail)
+		var body []byte
+		if err == nil {
+			body, err = json.Marshal(v)
+		}
+		code := a.reply(req, body, err)
+		a.m.apiRequest(verb, code, time.Since(start))
 	}
 }
 
-// reply answers req. It publishes the reply itself rather than through
-// req.Respond or req.Error: those record the outcome in the request, which
-// micro reads as soon as the handler returns, and this handler returned
-// long ago (it replies from its own goroutine).
-func (a *api) reply(req micro.Request, body []byte, err error) {
-	if req.Reply() == "" {
-		return
-	}
-	m := nats.NewMsg(req.Reply())
+// reply answers req through micro (which records an error reply as an
+// error of the endpoint) and returns the code it answered with.
+func (a *api) reply(req micro.Request, body []byte, err error) int {
+	code := 200
+	var rerr error
 	if err != nil {
-		code, text := errorReply(err)
+		var text string
+		code, text = errorReply(err)
 		body, _ = json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": text}})
-		m.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(code))
-		m.Header.Set(micro.ErrorHeader, text)
+		rerr = req.Error(strconv.Itoa(code), text, body)
+	} else {
+		rerr = req.Respond(body)
 	}
-	m.Data = body
-	if err := a.s.nc.PublishMsg(m); err != nil {
-		a.s.log.Warn("natsched: could not reply", "subject", req.Subject(), "err", err)
+	if rerr != nil && req.Reply() != "" {
+		a.log.Warn("natsched: could not reply", "subject", req.Subject(), "err", rerr)
 	}
+	return code
 }
 
 // maxErrorLen bounds error messages on the wire: they quote the request,
@@ -138,20 +164,11 @@ const maxErrorLen = 1024
 
 // wireText makes an error message safe for a header: one line, bounded.
 func wireText(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == 0 {
-			return ' '
-		}
-		return r
-	}, s)
+	s = subject.OneLine(s)
 	if len(s) <= maxErrorLen {
 		return s
 	}
-	cut := maxErrorLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return subject.Cut(s, maxErrorLen) + "…"
 }
 
 // errorReply maps an error to the contract's code and message. A 400's
@@ -195,7 +212,7 @@ func checkID(id string) error {
 }
 
 func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error) {
-	accepted := a.s.now()
+	accepted := a.now()
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -207,7 +224,7 @@ func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error
 		return nil, natsched.Invalid("id", "%q in the body does not match %q in the subject", natsched.Truncate(sch.ID), id)
 	}
 	sch.ID = id
-	return a.s.put(ctx, sch, putOptions{accepted: accepted})
+	return a.st.put(ctx, sch, putOptions{accepted: accepted})
 }
 
 func (a *api) byID(f func(context.Context, string) (*natsched.Schedule, error)) func(context.Context, micro.Request, string) (any, error) {
@@ -236,7 +253,7 @@ func (a *api) list(ctx context.Context, req micro.Request, prefix string) (any, 
 	if prefix != "" && !natsched.ValidID(prefix) {
 		return nil, natsched.Invalid("prefix", "%q is not a valid ID prefix", prefix)
 	}
-	return a.s.List(ctx, natsched.ListOptions{Prefix: prefix, Status: natsched.Status(lr.Status), Limit: lr.Limit, After: lr.After})
+	return a.st.list(ctx, natsched.ListOptions{Prefix: prefix, Status: natsched.Status(lr.Status), Limit: lr.Limit, After: lr.After})
 }
 
 // decodeStrict reads a small JSON object into v, naming the field of any
@@ -262,5 +279,5 @@ func decodeStrict(body []byte, v any) error {
 }
 
 func (a *api) status(ctx context.Context, _ micro.Request, _ string) (any, error) {
-	return a.s.Status(ctx)
+	return a.report(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched/clock"
@@ -65,51 +66,59 @@ func WithClockSync(on bool) Option {
 // acceptance times are not stamped before the request arrived.
 const skewNoise = 25 * time.Millisecond
 
-// now is the firing clock: the injected clock corrected by the estimated
-// server offset.
-func (s *Scheduler) now() time.Time {
-	if !s.syncClock {
-		return s.clock.Now()
+// clockSync is the firing clock: the injected clock corrected, when on,
+// by the estimated offset of the JetStream server's clock.
+type clockSync struct {
+	clock clock.Clock
+	on    bool
+	skew  skew
+}
+
+// now is the firing clock's reading.
+func (c *clockSync) now() time.Time {
+	if !c.on {
+		return c.clock.Now()
 	}
-	off := s.skew.get()
+	off := c.skew.get()
 	if off > -skewNoise && off < skewNoise {
-		return s.clock.Now()
+		return c.clock.Now()
 	}
-	return s.clock.Now().Add(off)
+	return c.clock.Now().Add(off)
 }
 
-// ClockOffset reports the estimated offset of the server's clock from this
+// offset reports the estimated offset of the server's clock from this
 // host's (server - local) and whether it is known yet.
-func (s *Scheduler) ClockOffset() (time.Duration, bool) {
-	s.skew.mu.Lock()
-	defer s.skew.mu.Unlock()
-	return s.skew.offset, s.skew.known
+func (c *clockSync) offset() (time.Duration, bool) {
+	c.skew.mu.Lock()
+	defer c.skew.mu.Unlock()
+	return c.skew.offset, c.skew.known
 }
 
-// watchSkew feeds the estimator from the lease key until ctx ends.
-func (s *Scheduler) watchSkew(ctx context.Context) {
+// watch feeds the estimator from the lease key until ctx ends; retry
+// paces rewatching on the lease clock.
+func (c *clockSync) watch(ctx context.Context, kv js.KeyValue, nc *nats.Conn, retry clock.Clock) {
 	for ctx.Err() == nil {
-		w, err := s.leaseKV.Watch(ctx, LeaderKey, js.UpdatesOnly())
+		w, err := kv.Watch(ctx, LeaderKey, js.UpdatesOnly())
 		if err == nil {
 		watching:
 			for {
 				select {
 				case <-ctx.Done():
-					lease.StopWatch(s.nc, w)
+					lease.StopWatch(nc, w)
 					return
 				case e, ok := <-w.Updates():
 					if !ok {
 						break watching
 					}
 					if e != nil && e.Operation() == js.KeyValuePut {
-						s.skew.observe(e.Created(), s.clock.Now())
+						c.skew.observe(e.Created(), c.clock.Now())
 					}
 				}
 			}
-			lease.StopWatch(s.nc, w)
+			lease.StopWatch(nc, w)
 		}
 		// The watch ended (reconnect, error): watch again shortly.
-		wait, stop := clock.After(s.o.leaseClock, time.Second)
+		wait, stop := clock.After(retry, time.Second)
 		select {
 		case <-ctx.Done():
 			stop()

@@ -11,12 +11,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/subject"
 )
 
 // Defaults of ConsumerConfig.
@@ -107,7 +107,8 @@ type ConsumerConfig struct {
 	// Logger receives failures (default slog.Default()).
 	Logger *slog.Logger
 
-	router *natsched.Router // set by WithRouter
+	router  *natsched.Router // set by WithRouter
+	metrics *metrics         // set by the scheduler that runs the consumer
 }
 
 // ConsumerStats count what a Consumer did since NewConsumer.
@@ -186,14 +187,14 @@ type subjectLister interface{ Subjects() []string }
 // NewConsumer returns a Consumer of jsc handing messages to d. It does not
 // touch the server until Start.
 //
-// Errors: natsched.ErrInvalid for a nil jsc or d, a bad cfg, or no
+// Errors: ErrInvalidOption for a nil jsc or d, a bad cfg, or no
 // cfg.Subjects with a d that cannot report its subjects.
 func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*Consumer, error) {
 	if jsc == nil {
-		return nil, fmt.Errorf("%w: consumer: nil JetStream", natsched.ErrInvalid)
+		return nil, fmt.Errorf("%w: consumer: nil JetStream", ErrInvalidOption)
 	}
 	if r, ok := d.(*natsched.Router); d == nil || ok && r == nil {
-		return nil, fmt.Errorf("%w: consumer: nil dispatcher", natsched.ErrInvalid)
+		return nil, fmt.Errorf("%w: consumer: nil dispatcher", ErrInvalidOption)
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -202,7 +203,7 @@ func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*
 	name := cfg.Prefix + "_" + cfg.Group
 	if _, ok := d.(subjectLister); !ok && len(cfg.Subjects) == 0 {
 		return nil, fmt.Errorf("%w: consumer %s: dispatcher %T cannot say which subjects it handles; set ConsumerConfig.Subjects",
-			natsched.ErrInvalid, name, d)
+			ErrInvalidOption, name, d)
 	}
 	return &Consumer{
 		js:    jsc,
@@ -217,7 +218,7 @@ func NewConsumer(jsc js.JetStream, d natsched.Dispatcher, cfg ConsumerConfig) (*
 // withDefaults validates cfg and fills in the defaults.
 func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	invalid := func(format string, args ...any) (ConsumerConfig, error) {
-		return cfg, fmt.Errorf("%w: consumer: %s", natsched.ErrInvalid, fmt.Sprintf(format, args...))
+		return cfg, fmt.Errorf("%w: consumer: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -281,37 +282,17 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	return cfg, nil
 }
 
-func validGroup(g string) bool {
-	if g == "" {
-		return false
-	}
-	for i := 0; i < len(g); i++ {
-		c := g[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validGroup(g string) bool { return subject.ValidToken(g) }
 
 // validSubject: non-empty tokens without white space; wildcards only if
 // allowed, and ">" only last.
-func validSubject(s string, wild bool) bool {
-	if s == "" || strings.ContainsAny(s, " \t\r\n") {
-		return false
+func validSubject(s string, wild bool) bool { return subject.Valid(s, wild) }
+
+// count records a handled message's outcome in the scheduler's metrics.
+func (c *Consumer) count(result string) {
+	if m := c.cfg.metrics; m != nil {
+		m.handler.WithLabelValues(c.cfg.Group, result).Inc()
 	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		switch {
-		case t == "":
-			return false
-		case t == "*" || t == ">":
-			if !wild || t == ">" && i != len(toks)-1 {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // Name is the durable consumer's name, "<Prefix>_<Group>".
@@ -326,7 +307,7 @@ func (c *Consumer) Name() string { return c.name }
 // handler contexts inherit its values. Starting a started consumer does
 // nothing.
 //
-// Errors: natsched.ErrClosed after Close; natsched.ErrInvalid when the
+// Errors: natsched.ErrClosed after Close; ErrInvalidOption when the
 // dispatcher reports no subjects (a router without handlers); the
 // server's errors, such as jetstream.ErrStreamNotFound when the stream
 // does not exist.
@@ -344,7 +325,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		c.subjects = c.d.(subjectLister).Subjects() // NewConsumer checked
 		if len(c.subjects) == 0 {
 			return fmt.Errorf("%w: consumer %s: the dispatcher has no handlers, so there is nothing to filter on; register handlers before Start or set ConsumerConfig.Subjects",
-				natsched.ErrInvalid, c.name)
+				ErrInvalidOption, c.name)
 		}
 	}
 	root := context.WithoutCancel(ctx)
@@ -618,6 +599,7 @@ func (c *Consumer) handle(msg js.Msg) {
 			return
 		}
 		c.acked.Add(1)
+		c.count("ok")
 	case errors.Is(err, natsched.ErrNoHandler):
 		c.skip(log, msg, err)
 	case errors.Is(err, natsched.ErrDecode):
@@ -666,6 +648,7 @@ func (c *Consumer) nak(log *slog.Logger, msg js.Msg, delay time.Duration, cause 
 		return
 	}
 	c.naked.Add(1)
+	c.count("retry")
 	log.Warn("natsched: handler failed; will retry", "err", cause, "retry_in", delay)
 }
 
@@ -710,6 +693,7 @@ func (c *Consumer) deadLetter(log *slog.Logger, msg js.Msg, meta *js.MsgMetadata
 		return
 	}
 	c.deadLettered.Add(1)
+	c.count("dead")
 	log.Error("natsched: dead-lettered", "dead_subject", subject, "err", cause)
 	reason := oneLine(fmt.Sprintf("dead-lettered to %s: %s", subject, text), 256)
 	if err := msg.TermWithReason(reason); err != nil {
@@ -734,17 +718,7 @@ func hasPrefixFold(s, prefix string) bool {
 
 // oneLine collapses white space (line breaks included) to single spaces
 // and cuts s to at most n bytes, on a rune boundary.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
+func oneLine(s string, n int) string { return subject.Cut(subject.OneLine(s), n) }
 
 // EnsureDeadStream creates or updates stream NATSCHED_DEAD, file storage,
 // on natsched.dead.> (dead letters) and natsched.rejected.> (rejected

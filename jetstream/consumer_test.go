@@ -632,19 +632,19 @@ func TestConsumerConfigValidation(t *testing.T) {
 		{"bad stream", "stream", ConsumerConfig{Group: "g", Stream: "A.B"}},
 	} {
 		_, err := NewConsumer(jsc, router, tc.cfg)
-		require.ErrorIs(t, err, natsched.ErrInvalid, tc.name)
+		require.ErrorIs(t, err, ErrInvalidOption, tc.name)
 		require.ErrorContains(t, err, tc.want, tc.name)
 	}
 	_, err := NewConsumer(nil, d, ConsumerConfig{Group: "g", Subjects: ctEverything})
-	require.ErrorIs(t, err, natsched.ErrInvalid)
+	require.ErrorIs(t, err, ErrInvalidOption)
 	_, err = NewConsumer(jsc, nil, ConsumerConfig{Group: "g"})
-	require.ErrorIs(t, err, natsched.ErrInvalid)
+	require.ErrorIs(t, err, ErrInvalidOption)
 	_, err = NewConsumer(jsc, (*natsched.Router)(nil), ConsumerConfig{Group: "g"})
-	require.ErrorIs(t, err, natsched.ErrInvalid)
+	require.ErrorIs(t, err, ErrInvalidOption)
 	// A dispatcher that cannot say what it handles needs Subjects, rather
 	// than taking everything.
 	_, err = NewConsumer(jsc, d, ConsumerConfig{Group: "g"})
-	require.ErrorIs(t, err, natsched.ErrInvalid)
+	require.ErrorIs(t, err, ErrInvalidOption)
 	require.ErrorContains(t, err, "set ConsumerConfig.Subjects")
 
 	c, err := NewConsumer(jsc, router, ConsumerConfig{Group: "g-1_x"})
@@ -877,7 +877,7 @@ func TestConsumerRouterWithoutHandlers(t *testing.T) {
 	c, err := NewConsumer(jsc, natsched.NewRouter(nil), ConsumerConfig{Group: "empty", Logger: ctLogger(t)})
 	require.NoError(t, err)
 	err = c.Start(ctContext(t))
-	require.ErrorIs(t, err, natsched.ErrInvalid)
+	require.ErrorIs(t, err, ErrInvalidOption)
 	require.ErrorContains(t, err, "no handlers")
 	_, err = jsc.Consumer(ctContext(t), "NATSCHED_FIRE", "natsched_empty")
 	require.ErrorIs(t, err, js.ErrConsumerNotFound, "a durable without a filter takes everything")

@@ -1,13 +1,10 @@
 package jetstream
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
-	"strings"
-	"sync"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +13,46 @@ import (
 	"github.com/natsched/natsched"
 	"github.com/natsched/natsched/internal/engine"
 )
+
+// fireTimeout bounds one fire (read, publishes, state write). It is not
+// tied to the term: a fire in progress when the lease ends is cut short
+// by the fence, and a second leader repeating it is deduplicated by its
+// message IDs.
+const fireTimeout = 30 * time.Second
+
+// maxBackoff caps the retry delay of an occurrence whose publish fails.
+const maxBackoff = time.Minute
+
+// ackWait bounds the wait for one PubAck. A publish caught by a stream
+// leader change gets no PubAck at all; it is retried after this (and
+// deduplicated if it did land), rather than after the whole fire timeout.
+const ackWait = 3 * time.Second
+
+// firing fires due schedules. A batch (the firer hands it due entries)
+// is read in one request, stepped, published with its round trips
+// overlapped and recorded with compare-and-set writes; a schedule the
+// batch cannot record (someone wrote meanwhile, or it expired) takes the
+// careful path, one request at a time. Both share step (re-check, step,
+// tell whether anything is due) and the rules: a state is recorded only
+// after the PubAcks of its occurrences, nothing is published once the
+// fence is closed, and every occurrence keeps its message ID so that a
+// repeat is deduplicated.
+type firing struct {
+	js     js.JetStream
+	nc     *nats.Conn
+	st     *store
+	rules  *rules
+	opts   engine.Options
+	now    func() time.Time
+	fence  *fence
+	stats  *stats
+	faults *faults
+	m      *metrics
+	log    *slog.Logger
+	// fresh asks the firer whether the index's copies of entries are
+	// current as of bucket sequence last.
+	fresh func(ctx context.Context, last uint64, entries []*entry) bool
+}
 
 // job is one schedule of a batch.
 type job struct {
@@ -29,36 +66,74 @@ type job struct {
 	read   uint64            // revision the step started from
 	nfired int
 	acks   []js.PubAckFuture
+	fireAt []time.Time // of each ack's occurrence (planned + jitter)
 	state  js.PubAckFuture
 	err    error
 	res    result
 	done   bool
 }
 
-// unadvanced is the result of a job that stopped before recording its
-// step: the schedule stays due as it was stored, and whoever fires it next
-// repeats the step (a republished occurrence is deduplicated).
-func (l *leader) unadvanced(j *job) result {
-	return result{rev: j.read, due: unixNano(engine.Due(&j.before, l.opts)), status: j.before.Status}
+// stepped is what stepping one schedule decided.
+type stepped struct {
+	before  natsched.Schedule // the state it was stepped from
+	occs    []natsched.Occurrence
+	expired bool
+	// done: the fire ends here with res (refused, or nothing is due in
+	// the stored state because the index was stale).
+	done bool
+	res  result
 }
 
-// readConcurrency bounds the reads of one batch for schedules the index
-// did not keep.
-const readConcurrency = 32
+// step re-checks sch, stored under key at sch.Revision, and steps it at
+// now: the shared core of both paths.
+func (f *firing) step(ctx context.Context, key string, sch *natsched.Schedule, now time.Time) stepped {
+	if mayFire(sch) {
+		if err := f.rules.admit(key, sch); err != nil {
+			return stepped{done: true, res: f.refuse(ctx, key, sch, err)}
+		}
+	}
+	s := stepped{before: *sch.Clone()}
+	var stepErr error
+	s.occs, s.expired, stepErr = engine.Step(sch, now, f.opts)
+	sch.LastError = "" // the fire goes through; a publish error is recorded apart
+	if stepErr != nil {
+		f.log.Error("natsched: schedule cannot fire", "id", key, "err", stepErr)
+		sch.LastError = stepErr.Error()
+	}
+	if !s.expired && len(s.occs) == 0 && stepErr == nil && sch.Status == s.before.Status &&
+		sch.NextRun.Equal(s.before.NextRun) && len(sch.Triggers) == len(s.before.Triggers) {
+		s.done, s.res = true, f.resultFor(sch.Revision, sch)
+	}
+	return s
+}
 
-// fireBatch fires a batch of due schedules with the network round trips
+// held is the result of a fire that stopped before recording its step:
+// the schedule stays due as it was stored, and whoever fires it next
+// repeats the step (a republished occurrence is deduplicated).
+func (f *firing) held(before *natsched.Schedule) result {
+	return result{rev: before.Revision, due: unixNano(engine.Due(before, f.opts)), status: before.Status}
+}
+
+// fenced reports, counting it, that the fence is closed: the lease may
+// have lapsed since the work was taken, and the rest is the next
+// leader's.
+func (f *firing) fenced() bool {
+	if f.fence.ok() {
+		return false
+	}
+	f.stats.fenced.Add(1)
+	return true
+}
+
+// batch fires a batch of due schedules with the network round trips
 // overlapped: every occurrence of the batch is published asynchronously,
 // the PubAcks are awaited together, then every new state is written as an
 // asynchronous compare-and-set on the bucket's subject and those acks are
-// awaited together. A conflict (someone wrote meanwhile) takes the careful
-// path for that schedule: read again, step, republish (JetStream drops the
-// duplicate), write. Invariants are those of fire: a state is recorded
-// only after the PubAcks of its occurrences.
-func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
-	s := l.s
-	l.read(ctx, jobs)
-	now := s.now()
-	if hook := s.faults.beforePublish; hook != nil {
+// awaited together.
+func (f *firing) batch(ctx context.Context, jobs []job) []result {
+	f.read(ctx, jobs)
+	now := f.now()
+	if hook := f.faults.beforePublish; hook != nil {
 		hook()
 	}
 	for i := range jobs {
@@ -67,47 +142,29 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 			continue
 		}
 		j.read = j.sch.Revision
-		if mayFire(j.sch) {
-			if err := s.admit(j.e.id, j.sch); err != nil {
-				j.res, j.done = l.refuse(ctx, j.e.id, j.sch, err), true
-				continue
-			}
-		}
-		j.before = *j.sch.Clone()
-		occs, expired, stepErr := engine.Step(j.sch, now, l.opts)
-		if stepErr != nil {
-			s.log.Error("natsched: schedule cannot fire", "id", j.e.id, "err", stepErr)
-			j.sch.LastError = stepErr.Error()
-		}
+		s := f.step(ctx, j.e.id, j.sch, now)
 		switch {
-		case expired:
-			j.res, j.done = l.fire(ctx, j.e, j.rev, j.failures), true
+		case s.done:
+			j.res, j.done = s.res, true
 			continue
-		case len(occs) == 0 && stepErr == nil && j.sch.Status == j.before.Status &&
-			j.sch.NextRun.Equal(j.before.NextRun) && len(j.sch.Triggers) == len(j.before.Triggers):
-			// The index was stale: nothing is due in the stored state.
-			j.res, j.done = l.resultFor(j.read, j.sch), true
+		case s.expired:
+			j.res, j.done = f.careful(ctx, j.e, j.rev, j.failures), true
 			continue
 		}
-		j.nfired = len(occs)
-		for _, o := range occs {
-			if !l.fence.ok() {
-				// The lease may have lapsed since the batch was taken:
-				// leave this and the rest to the next leader.
-				s.stats.fenced.Add(1)
-				j.res, j.done = l.unadvanced(j), true
+		j.before, j.nfired = s.before, len(s.occs)
+		for _, o := range s.occs {
+			if f.fenced() {
+				j.res, j.done = f.held(&j.before), true
 				break
 			}
 			m := natsched.FiredMessage(j.sch, o)
-			f, err := s.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+			fut, err := f.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 			if err != nil {
 				j.err = err
 				break
 			}
-			j.acks = append(j.acks, f)
-			if now.Sub(o.FireAt()) > l.opts.MisfireThreshold {
-				s.stats.late.Add(1)
-			}
+			j.acks, j.fireAt = append(j.acks, fut), append(j.fireAt, o.FireAt())
+			f.countLate(now, o)
 		}
 	}
 	for i := range jobs {
@@ -115,58 +172,49 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 		if j.done {
 			continue
 		}
-		for _, f := range j.acks {
-			ack, err := l.await(ctx, f)
+		for k, fut := range j.acks {
+			ack, err := f.await(ctx, fut)
 			if err != nil {
 				j.err = err
 				break
 			}
-			if ack.Duplicate {
-				s.stats.duplicates.Add(1)
-			}
+			f.acked(ack, j.fireAt[k])
 		}
 		if j.err != nil {
-			s.stats.failures.Add(1)
-			l.recordError(ctx, &j.before, j.err)
-			j.res, j.done = l.retryLater(j.e.id, j.failures, j.read, j.err), true
+			f.stats.failures.Add(1)
+			f.m.fires.WithLabelValues("error").Inc()
+			f.recordError(ctx, &j.before, j.err)
+			j.res, j.done = f.retryLater(j.e.id, j.failures, j.read, j.err), true
 			continue
 		}
-		if hook := s.faults.afterPublish; hook != nil && hook(j.e.id) {
-			j.res, j.done = l.unadvanced(j), true
+		if hook := f.faults.afterPublish; hook != nil && hook(j.e.id) || f.fenced() {
+			j.res, j.done = f.held(&j.before), true
 			continue
-		}
-		if !l.fence.ok() {
-			s.stats.fenced.Add(1)
-			j.res, j.done = l.unadvanced(j), true
-			continue
-		}
-		if j.before.LastError != "" && j.sch.LastError == j.before.LastError {
-			j.sch.LastError = "" // published fine this time
 		}
 		j.sch.Revision = 0
-		b, err := s.encode(j.sch)
+		b, err := f.rules.encode(j.sch)
 		if err == nil {
-			j.state, err = s.js.PublishMsgAsync(&nats.Msg{Subject: s.kvSubject(j.e.id), Data: b},
+			j.state, err = f.js.PublishMsgAsync(&nats.Msg{Subject: f.st.names.kvSubject(j.e.id), Data: b},
 				js.WithExpectLastSequencePerSubject(j.read))
 		}
 		if err != nil {
-			j.res, j.done = l.retryLater(j.e.id, j.failures, j.read, err), true
+			j.res, j.done = f.retryLater(j.e.id, j.failures, j.read, err), true
 		}
 	}
 	out := make([]result, 0, len(jobs))
 	for i := range jobs {
 		j := &jobs[i]
 		if !j.done {
-			ack, err := l.await(ctx, j.state)
+			ack, err := f.await(ctx, j.state)
 			switch {
 			case err == nil:
-				s.stats.fired.Add(uint64(j.nfired))
+				f.stats.fired.Add(uint64(j.nfired))
 				j.sch.Revision = ack.Sequence
-				j.res = l.wroteResult(ack.Sequence, j.sch)
+				j.res = f.wroteResult(ack.Sequence, j.sch)
 			case isConflict(err):
-				j.res = l.fire(ctx, j.e, j.rev, j.failures) // careful path
+				j.res = f.careful(ctx, j.e, j.rev, j.failures)
 			default:
-				j.res = l.retryLater(j.e.id, j.failures, j.read, err)
+				j.res = f.retryLater(j.e.id, j.failures, j.read, err)
 			}
 		}
 		j.res.e = j.e
@@ -175,10 +223,237 @@ func (l *leader) fireBatch(ctx context.Context, jobs []job) []result {
 	return out
 }
 
-// ackWait bounds the wait for one PubAck. A publish caught by a stream
-// leader change gets no PubAck at all; it is retried after this (and
-// deduplicated if it did land), rather than after the whole fire timeout.
-const ackWait = 3 * time.Second
+// careful fires what is due of schedule e one request at a time: read,
+// step, publish, record, through the store's compare-and-set loop (a
+// write that lost to another writer steps the new state; republishing is
+// deduplicated). rev is the revision the index knew.
+func (f *firing) careful(ctx context.Context, e *entry, rev uint64, failures int32) result {
+	id := e.id
+	var (
+		s     stepped
+		read  uint64
+		ended bool   // the fire ended without a write, with res
+		res   result // set when ended
+	)
+	end := func(r result) (write, error) {
+		ended, res = true, r
+		return write{}, nil
+	}
+	stored, err := f.st.apply(ctx, id, false, opCtx, func(sch *natsched.Schedule, unreadable error) (write, error) {
+		ended = false
+		switch {
+		case sch == nil:
+			return end(result{rev: rev, gone: true})
+		case unreadable != nil:
+			f.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", unreadable)
+			return end(result{rev: rev, unreadable: true})
+		}
+		now := f.now()
+		read, s = sch.Revision, f.step(ctx, id, sch, now)
+		switch {
+		case s.done:
+			return end(s.res)
+		case f.fenced():
+			return end(f.held(&s.before))
+		case s.expired:
+			return write{del: true}, nil
+		}
+		for _, o := range s.occs {
+			if f.fenced() {
+				return end(f.held(&s.before))
+			}
+			if err := f.publish(ctx, sch, o, now); err != nil {
+				f.recordError(ctx, &s.before, err)
+				return end(f.retryLater(id, failures, read, err))
+			}
+			if hook := f.faults.afterPublish; hook != nil && hook(id) {
+				return end(f.held(&s.before))
+			}
+		}
+		if f.fenced() {
+			return end(f.held(&s.before))
+		}
+		return write{next: sch}, nil
+	})
+	switch {
+	case err != nil:
+		return f.retryLater(id, failures, max(read, rev), err)
+	case ended:
+		return res
+	case s.expired:
+		return result{rev: read, gone: true}
+	}
+	f.stats.fired.Add(uint64(len(s.occs)))
+	return f.wroteResult(stored.Revision, stored)
+}
+
+func (f *firing) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) error {
+	m := natsched.FiredMessage(sch, o)
+	pctx, cancel := context.WithTimeout(ctx, ackWait)
+	defer cancel()
+	ack, err := f.js.PublishMsg(pctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	if err != nil {
+		f.stats.failures.Add(1)
+		f.m.fires.WithLabelValues("error").Inc()
+		return err
+	}
+	f.acked(ack, o.FireAt())
+	f.countLate(now, o)
+	return nil
+}
+
+// acked records the PubAck of an occurrence due to fire at fireAt: its
+// result and, for one newly stored, its lateness.
+func (f *firing) acked(ack *js.PubAck, fireAt time.Time) {
+	if ack.Duplicate {
+		f.stats.duplicates.Add(1)
+		f.m.fires.WithLabelValues("duplicate").Inc()
+		return
+	}
+	f.m.fires.WithLabelValues("ok").Inc()
+	f.m.lateness.Observe(f.now().Sub(fireAt).Seconds())
+}
+
+// countLate counts an occurrence fired more than the misfire threshold
+// after its fire time.
+func (f *firing) countLate(now time.Time, o natsched.Occurrence) {
+	if now.Sub(o.FireAt()) > f.opts.MisfireThreshold {
+		f.stats.late.Add(1)
+	}
+}
+
+// retryLater reschedules a failed fire with exponential backoff (capped at
+// a minute): the occurrence is never skipped. failures is how many fires
+// of it failed in a row before this one.
+func (f *firing) retryLater(id string, failures int32, rev uint64, err error) result {
+	backoff := min(maxBackoff, 100*time.Millisecond<<min(failures, 10))
+	at := f.now().Add(backoff).UnixNano()
+	f.log.Warn("natsched: fire failed; retrying", "id", id, "in", backoff, "err", err)
+	return result{rev: rev, due: at, retryAt: at, failures: failures + 1}
+}
+
+// recordError writes last_error to the unadvanced state so that users see
+// why an occurrence is late. Best effort: a conflict means someone else
+// wrote, and the next attempt records again.
+func (f *firing) recordError(ctx context.Context, before *natsched.Schedule, err error) {
+	c := before.Clone()
+	rev := c.Revision
+	c.LastError = err.Error()
+	c.Revision = 0
+	b, encErr := f.rules.encode(c)
+	if encErr != nil {
+		return
+	}
+	_, _ = f.st.kv.Update(opCtx(ctx), c.ID, b, rev)
+}
+
+// refusedPrefix starts the last_error of a stored schedule that admit
+// refused to fire.
+const refusedPrefix = "not fired: "
+
+// refuse keeps a stored schedule that failed admit from firing. It stays in
+// the bucket, readable and cancellable, with last_error saying why, and
+// out of the due queue until it is written again. The reason is logged and
+// recorded once; a later leader that finds it recorded only skips it.
+func (f *firing) refuse(ctx context.Context, key string, sch *natsched.Schedule, why error) result {
+	f.stats.refused.Add(1)
+	_, text := errorReply(why)
+	res := result{rev: sch.Revision, status: sch.Status} // due 0: out of the queue
+	msg := refusedPrefix + text
+	if sch.LastError == msg {
+		return res
+	}
+	f.log.Warn("natsched: stored schedule refused; not firing it", "id", key, "err", text)
+	c := sch.Clone()
+	c.LastError, c.Revision = msg, 0
+	// Not rules.encode: its size checks may be what failed.
+	b, err := json.Marshal(c)
+	if err != nil {
+		return res
+	}
+	if rev, err := f.st.kv.Update(opCtx(ctx), key, b, sch.Revision); err == nil {
+		res.rev, res.wrote = rev, true
+	}
+	return res
+}
+
+// mayFire reports whether a step of sch can publish anything, so that
+// admit has something to guard: done schedules without triggers only
+// expire.
+func mayFire(sch *natsched.Schedule) bool {
+	return sch.Status != natsched.StatusDone || len(sch.Triggers) > 0
+}
+
+// resultFor is the result of a stepped schedule whose state is sch at
+// rev: due again when its state says, or, if a backlog is left, in the
+// index's backlog (see index).
+func (f *firing) resultFor(rev uint64, sch *natsched.Schedule) result {
+	due := engine.Due(sch, f.opts)
+	now := f.now()
+	at := engine.Requeue(due, now)
+	return result{rev: rev, due: unixNano(at), behind: !at.Equal(due), sch: cacheable(sch, due, now), status: sch.Status}
+}
+
+// wroteResult is resultFor a state this leader just wrote at rev.
+func (f *firing) wroteResult(rev uint64, sch *natsched.Schedule) result {
+	r := f.resultFor(rev, sch)
+	r.wrote = true
+	return r
+}
+
+// read brings every job's schedule up to date with one batched read of
+// the keys' last messages: reading at fire time is what makes a cancel or
+// replace acknowledged before the due time win over the index. A job whose
+// revision is the one the index decoded keeps that copy.
+func (f *firing) read(ctx context.Context, jobs []job) {
+	if f.cachedAndFresh(ctx, jobs) {
+		return
+	}
+	keys := make([]string, len(jobs))
+	for i := range jobs {
+		keys[i] = jobs[i].e.id
+	}
+	latest, err := f.st.readValues(ctx, keys)
+	for i := range jobs {
+		j := &jobs[i]
+		m, ok := latest[j.e.id]
+		switch {
+		case err != nil:
+			j.res, j.done = f.retryLater(j.e.id, j.failures, j.rev, err), true
+		case !ok || m.deleted:
+			j.res, j.done = result{rev: j.rev, gone: true}, true
+		case j.sch != nil && j.sch.Revision == m.seq:
+		default:
+			sch, err := decodeValue(j.e.id, m.seq, m.data)
+			if err != nil {
+				f.log.Error("natsched: stored schedule is unreadable; not firing it", "id", j.e.id, "err", err)
+				j.res, j.done = result{rev: m.seq, unreadable: true, status: statusField(m.data)}, true
+				continue
+			}
+			j.sch = sch
+		}
+	}
+}
+
+// cachedAndFresh reports whether every job has the index's copy and those
+// copies are current: the bucket's last sequence, asked now (after the
+// batch was taken), holds nothing the firer cannot account for. It costs
+// one small request instead of reading every key, which is what lets a
+// burst of schedules created ahead of time fire without reading them back.
+func (f *firing) cachedAndFresh(ctx context.Context, jobs []job) bool {
+	entries := make([]*entry, len(jobs))
+	for i := range jobs {
+		if jobs[i].sch == nil {
+			return false
+		}
+		entries[i] = jobs[i].e
+	}
+	last, err := f.st.lastSeq(opCtx(ctx))
+	if err != nil {
+		return false
+	}
+	return f.fresh(ctx, last, entries)
+}
 
 // opCtx bounds one request on the firing path by ackWait: a request to a
 // stream whose leader just went away gets no answer, and waiting out the
@@ -191,228 +466,27 @@ func opCtx(ctx context.Context) context.Context {
 
 // await waits for a PubAck. The futures of a connection that closes are
 // never resolved, so it also watches the connection.
-func (l *leader) await(ctx context.Context, f js.PubAckFuture) (*js.PubAck, error) {
+func (f *firing) await(ctx context.Context, fut js.PubAckFuture) (*js.PubAck, error) {
 	deadline := time.NewTimer(ackWait)
 	defer deadline.Stop()
 	check := time.NewTicker(50 * time.Millisecond)
 	defer check.Stop()
 	for {
 		select {
-		case ack := <-f.Ok():
+		case ack := <-fut.Ok():
 			return ack, nil
-		case err := <-f.Err():
+		case err := <-fut.Err():
 			return nil, err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
 			return nil, errors.New("natsched: no PubAck within " + ackWait.String())
 		case <-check.C:
-			if l.s.nc.IsClosed() {
+			if f.nc.IsClosed() {
 				return nil, nats.ErrConnectionClosed
 			}
 		}
 	}
-}
-
-// resultFor is the result of a stepped schedule whose state is sch at
-// rev: due again when its state says, or, if a backlog is left, in the
-// index's backlog (see index).
-func (l *leader) resultFor(rev uint64, sch *natsched.Schedule) result {
-	due := engine.Due(sch, l.opts)
-	at := engine.Requeue(due, l.s.now())
-	return result{rev: rev, due: unixNano(at), behind: !at.Equal(due), sch: l.cacheable(sch, due), status: sch.Status}
-}
-
-// wroteResult is resultFor a state this leader just wrote at rev.
-func (l *leader) wroteResult(rev uint64, sch *natsched.Schedule) result {
-	r := l.resultFor(rev, sch)
-	r.wrote = true
-	return r
-}
-
-// read brings every job's schedule up to date with one batched direct
-// get of the keys' last messages: reading at fire time is what makes a
-// cancel or replace acknowledged before the due time win over the index.
-// A job whose revision is the one the index decoded keeps that copy.
-func (l *leader) read(ctx context.Context, jobs []job) {
-	if l.cachedAndFresh(ctx, jobs) {
-		return
-	}
-	keys := make([]string, len(jobs))
-	for i := range jobs {
-		keys[i] = jobs[i].e.id
-	}
-	latest, err := l.s.readValues(ctx, keys)
-	for i := range jobs {
-		j := &jobs[i]
-		m, ok := latest[j.e.id]
-		switch {
-		case err != nil:
-			j.res, j.done = l.retryLater(j.e.id, j.failures, j.rev, err), true
-		case !ok || m.deleted:
-			j.res, j.done = result{rev: j.rev, gone: true}, true
-		case j.sch != nil && j.sch.Revision == m.seq:
-		default:
-			sch, err := decodeValue(j.e.id, m.seq, m.data)
-			if err != nil {
-				l.s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", j.e.id, "err", err)
-				j.res, j.done = result{rev: m.seq, unreadable: true, status: statusField(m.data)}, true
-				continue
-			}
-			j.sch = sch
-		}
-	}
-}
-
-// cachedAndFresh reports whether every job has the index's copy and those
-// copies are current: the bucket's last sequence, asked now (after the
-// batch was taken), holds nothing the loop cannot account for. It costs one
-// small request instead of reading every key, which is what lets a burst
-// of schedules created ahead of time fire without reading them back.
-func (l *leader) cachedAndFresh(ctx context.Context, jobs []job) bool {
-	entries := make([]*entry, len(jobs))
-	for i := range jobs {
-		if jobs[i].sch == nil {
-			return false
-		}
-		entries[i] = jobs[i].e
-	}
-	last, err := l.s.bucketLastSeq(opCtx(ctx))
-	if err != nil {
-		return false
-	}
-	return l.askFresh(ctx, last, entries)
-}
-
-// bucketLastSeq is the last sequence of the schedules bucket's stream, as
-// its leader knows it: every write acknowledged so far is at or below it.
-func (s *Scheduler) bucketLastSeq(ctx context.Context) (uint64, error) {
-	st, err := s.js.Stream(ctx, "KV_"+s.names.SchedulesBucket)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	return st.CachedInfo().State.LastSeq, nil
-}
-
-type lastMsg struct {
-	seq     uint64
-	data    []byte
-	deleted bool
-}
-
-// readValues reads the current values of keys: batched direct gets of
-// batchSize keys at a time, or, without batch direct get (servers before
-// 2.11) or when a batch comes back incomplete, key by key, concurrently.
-// A key that is absent from the result does not exist.
-func (s *Scheduler) readValues(ctx context.Context, keys []string) (map[string]lastMsg, error) {
-	out := make(map[string]lastMsg, len(keys))
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), batchSize)]
-		keys = keys[len(chunk):]
-		err := s.lastMsgs(ctx, chunk, out)
-		if err != nil && ctx.Err() == nil {
-			err = s.readEach(ctx, chunk, out)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// lastMsgs asks the bucket's stream for the last message of every key in
-// one request ($JS.API.DIRECT.GET with multi_last) and collects the replies
-// into out until the end-of-batch status.
-func (s *Scheduler) lastMsgs(ctx context.Context, keys []string, out map[string]lastMsg) error {
-	nc := s.nc
-	subjects := make([]string, len(keys))
-	for i, k := range keys {
-		subjects[i] = s.kvSubject(k)
-	}
-	body, _ := json.Marshal(map[string]any{"multi_last": subjects, "batch": len(keys)})
-	inbox := nc.NewRespInbox()
-	ch := make(chan *nats.Msg, len(keys)+1)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+s.names.SchedulesBucket, inbox, body); err != nil {
-		return err
-	}
-	prefix := "$KV." + s.names.SchedulesBucket + "."
-	deadline := time.NewTimer(ackWait)
-	defer deadline.Stop()
-	check := time.NewTicker(50 * time.Millisecond)
-	defer check.Stop()
-	for {
-		select {
-		case <-deadline.C:
-			return errors.New("natsched: batch read: no reply within " + ackWait.String())
-		case <-check.C:
-			if nc.IsClosed() {
-				return nats.ErrConnectionClosed
-			}
-		case m := <-ch:
-			switch status := m.Header.Get("Status"); status {
-			case "":
-			case "204": // end of batch
-				if np := m.Header.Get("Nats-Num-Pending"); np != "" && np != "0" {
-					// The server stops at its byte limit: read the rest otherwise.
-					return errors.New("natsched: batch read: incomplete, " + np + " left")
-				}
-				return nil
-			case "404":
-				return nil // none of the keys exists
-			default:
-				return errors.New("natsched: batch read: " + status + " " + m.Header.Get("Description"))
-			}
-			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
-			if err != nil {
-				return errors.New("natsched: batch read: bad sequence")
-			}
-			op := m.Header.Get("KV-Operation")
-			out[strings.TrimPrefix(m.Header.Get("Nats-Subject"), prefix)] = lastMsg{
-				seq: seq, data: m.Data, deleted: op == "DEL" || op == "PURGE"}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// readEach reads keys into out one by one, concurrently.
-func (s *Scheduler) readEach(ctx context.Context, keys []string, out map[string]lastMsg) error {
-	sem := make(chan struct{}, readConcurrency)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	for _, k := range keys {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			e, err := s.kv.Get(opCtx(ctx), k)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, js.ErrKeyNotFound):
-			case err != nil:
-				first = cmp.Or(first, unavailable(err))
-			default:
-				out[k] = lastMsg{seq: e.Revision(), data: e.Value()}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
-
-// kvSubject is where the bucket stores key id (what KeyValue.Update
-// publishes to).
-func (s *Scheduler) kvSubject(id string) string {
-	return "$KV." + s.names.SchedulesBucket + "." + id
 }
 
 // isConflict reports a failed compare-and-set: the stream's last sequence

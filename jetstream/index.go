@@ -1,13 +1,13 @@
 package jetstream
 
 import (
-	"container/heap"
 	"slices"
 	"strings"
 
 	"github.com/google/btree"
 
 	"github.com/natsched/natsched"
+	"github.com/natsched/natsched/internal/dueheap"
 )
 
 // index is every instance's view of the schedules bucket: a min-heap of
@@ -23,8 +23,8 @@ import (
 // occurrences.
 type index struct {
 	byID    map[string]*entry
-	heap    entryHeap // on time, by due time
-	backlog entryHeap // behind, by when they were put back
+	heap    dueheap.Heap[*entry] // on time, by due time
+	backlog dueheap.Heap[*entry] // behind, by when they were put back
 	// byStatus holds every entry of byID, ordered by (status, id): a page
 	// of one status is found in time proportional to the page.
 	byStatus *btree.BTreeG[*entry]
@@ -33,6 +33,8 @@ type index struct {
 	// status-filtered list considers them.
 	unsettled map[*entry]struct{}
 	pending   int // entries that are active or paused
+	// byStatusCount counts the entries of each status.
+	byStatusCount [statusOther + 1]int
 }
 
 type entry struct {
@@ -198,6 +200,7 @@ func (x *index) setStatus(e *entry, st status) {
 }
 
 func (x *index) count(st status, d int) {
+	x.byStatusCount[st] += d
 	if st == statusActive || st == statusPaused {
 		x.pending += d
 	}
@@ -219,16 +222,16 @@ func (x *index) placeIn(e *entry, due int64, behind bool) {
 	h := x.queueOf(e)
 	switch {
 	case due == 0 && e.pos >= 0:
-		heap.Remove(h, int(e.pos))
+		h.Remove(e)
 	case due == 0:
 	case e.pos >= 0:
-		heap.Fix(h, int(e.pos))
+		h.Fix(e)
 	default:
-		heap.Push(h, e)
+		h.Push(e)
 	}
 }
 
-func (x *index) queueOf(e *entry) *entryHeap {
+func (x *index) queueOf(e *entry) *dueheap.Heap[*entry] {
 	if e.behind {
 		return &x.backlog
 	}
@@ -238,7 +241,7 @@ func (x *index) queueOf(e *entry) *entryHeap {
 // unqueue takes e out of whichever heap holds it.
 func (x *index) unqueue(e *entry) {
 	if e.pos >= 0 {
-		heap.Remove(x.queueOf(e), int(e.pos))
+		x.queueOf(e).Remove(e)
 	}
 }
 
@@ -262,11 +265,11 @@ func (x *index) peek() int64 { return x.nextDue(true) }
 // on-time heap's, and the backlog's if backlog; 0 if none.
 func (x *index) nextDue(backlog bool) int64 {
 	var due int64
-	if len(x.heap) > 0 {
-		due = x.heap[0].due
+	if e, ok := x.heap.Peek(); ok {
+		due = e.due
 	}
-	if backlog && len(x.backlog) > 0 && (due == 0 || x.backlog[0].due < due) {
-		due = x.backlog[0].due
+	if e, ok := x.backlog.Peek(); backlog && ok && (due == 0 || e.due < due) {
+		due = e.due
 	}
 	return due
 }
@@ -275,16 +278,15 @@ func (x *index) nextDue(backlog bool) int64 {
 // the earliest on-time one due by now, else, if backlog, the
 // longest-waiting one behind; nil if there is none.
 func (x *index) next(now int64, backlog bool) *entry {
-	var h *entryHeap
-	switch {
-	case len(x.heap) > 0 && x.heap[0].due <= now:
+	var h *dueheap.Heap[*entry]
+	if e, ok := x.heap.Peek(); ok && e.due <= now {
 		h = &x.heap
-	case backlog && len(x.backlog) > 0 && x.backlog[0].due <= now:
+	} else if e, ok := x.backlog.Peek(); backlog && ok && e.due <= now {
 		h = &x.backlog
-	default:
+	} else {
 		return nil
 	}
-	e := heap.Pop(h).(*entry)
+	e := h.Pop()
 	e.busy = true
 	return e
 }
@@ -375,29 +377,8 @@ func (x *index) inPrefix(st status, prefix, after string, n int) []string {
 	return ids
 }
 
-type entryHeap []*entry
-
-func (h entryHeap) Len() int { return len(h) }
-func (h entryHeap) Less(i, j int) bool {
-	if h[i].due != h[j].due {
-		return h[i].due < h[j].due
-	}
-	return h[i].id < h[j].id
-}
-func (h entryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].pos, h[j].pos = int32(i), int32(j)
-}
-func (h *entryHeap) Push(x any) {
-	e := x.(*entry)
-	e.pos = int32(len(*h))
-	*h = append(*h, e)
-}
-func (h *entryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	e.pos = -1
-	*h = old[:len(old)-1]
-	return e
-}
+// The index's entries are in dueheap's heaps.
+func (e *entry) Due() int64   { return e.due }
+func (e *entry) Key() string  { return e.id }
+func (e *entry) SetPos(i int) { e.pos = int32(i) }
+func (e *entry) Pos() int     { return int(e.pos) }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsched/natsched/internal/subject"
+	"github.com/natsched/natsched/jetstream/internal/lease"
 )
 
 // Max ages of the streams natsched creates, unless WithFireMaxAge and
@@ -55,17 +59,33 @@ func neededDuplicateWindow(leaseTTL time.Duration) time.Duration {
 	return max(MinDuplicateWindow, 10*leaseTTL)
 }
 
-// ensureInfra creates the buckets and streams that do not exist and checks
+// ensure creates the buckets and streams that do not exist and checks
 // those that do. What exists is the operator's: its limits, replicas and
 // placement stay as they are. Only what natsched depends on is checked:
 // that the streams capture natsched's subjects and the schedules do not
 // expire (a warning otherwise), that the lease bucket's TTL is the lease
 // TTL (see ensureLease), and that the fire stream's duplicate window
 // covers a failover (ErrDuplicateWindow otherwise).
-func (s *Scheduler) ensureInfra(ctx context.Context) error {
-	n, r := s.names, s.o.replicas
-	kv, cfg, err := s.ensureBucket(ctx, n.SchedulesBucket, func(ctx context.Context) (js.KeyValue, error) {
-		return s.js.CreateKeyValue(ctx, js.KeyValueConfig{
+// infra is what ensure needs and what it finds.
+type infra struct {
+	js       js.JetStream
+	names    Names
+	replicas int
+	// leaseTTL is the lease TTL asked for; ensure may change it to the
+	// lease bucket's (see ensureLease).
+	leaseTTL                          time.Duration
+	dupWindow, fireMaxAge, deadMaxAge time.Duration
+	intake                            bool // the intake stream too
+	log                               *slog.Logger
+
+	kv, leaseKV js.KeyValue // the schedules and lease buckets
+	markers     bool        // the lease bucket announces expiries
+}
+
+func (inf *infra) ensure(ctx context.Context) error {
+	n, r := inf.names, inf.replicas
+	kv, cfg, err := inf.ensureBucket(ctx, n.SchedulesBucket, func(ctx context.Context) (js.KeyValue, error) {
+		return inf.js.CreateKeyValue(ctx, js.KeyValueConfig{
 			Bucket: n.SchedulesBucket, Description: "natsched schedules: key = schedule ID, value = schedule JSON",
 			History: 1, Storage: js.FileStorage, Replicas: r,
 		})
@@ -74,37 +94,51 @@ func (s *Scheduler) ensureInfra(ctx context.Context) error {
 		return err
 	}
 	if cfg.MaxAge > 0 {
-		s.log.Warn("natsched: the schedules bucket has a TTL: schedules not written for that long disappear",
+		inf.log.Warn("natsched: the schedules bucket has a TTL: schedules not written for that long disappear",
 			"bucket", n.SchedulesBucket, "ttl", cfg.MaxAge)
 	}
-	s.kv = kv
-	if err := s.ensureLease(ctx); err != nil {
+	inf.kv = kv
+	if err := inf.ensureLease(ctx); err != nil {
 		return err
 	}
 
-	need := neededDuplicateWindow(s.o.leaseTTL)
-	fire, err := ensureStream(ctx, s.js, js.StreamConfig{
+	need := neededDuplicateWindow(inf.leaseTTL)
+	fire, err := ensureStream(ctx, inf.js, js.StreamConfig{
 		Name: n.FireStream, Description: "natsched fired messages",
 		Subjects: []string{n.FireSubjects}, Storage: js.FileStorage, Replicas: r,
-		Duplicates: max(s.o.dupWindow, need), MaxAge: s.o.fireMaxAge,
+		Duplicates: max(inf.dupWindow, need), MaxAge: inf.fireMaxAge,
 	})
 	if err != nil {
 		return err
 	}
-	s.checkCaptured(fire, "put refuses targets there unless another stream captures them", n.FireSubjects)
+	inf.checkCaptured(fire, "put refuses targets there unless another stream captures them", n.FireSubjects)
 	if fire.Duplicates < need {
 		return fmt.Errorf("%w: stream %s has a duplicate window of %s, natsched needs at least %s "+
 			"(2m or 10 lease TTLs of %s, whichever is longer) to publish each occurrence once across a failover; "+
 			"raise it (nats stream edit %s --dupe-window %s) or shorten the lease",
-			ErrDuplicateWindow, n.FireStream, fire.Duplicates, need, s.o.leaseTTL, n.FireStream, need)
+			ErrDuplicateWindow, n.FireStream, fire.Duplicates, need, inf.leaseTTL, n.FireStream, need)
 	}
 
-	dead, err := ensureStream(ctx, s.js, deadStream(n, r, s.o.deadMaxAge))
+	dead, err := ensureStream(ctx, inf.js, deadStream(n, r, inf.deadMaxAge))
 	if err != nil {
 		return err
 	}
-	s.checkCaptured(dead, "dead letters and rejected intake messages published there are not stored",
+	inf.checkCaptured(dead, "dead letters and rejected intake messages published there are not stored",
 		n.DeadPrefix+".>", n.RejectedPrefix+".>")
+	if !inf.intake {
+		return nil
+	}
+	// No max age: an intake message waits, however long no scheduler
+	// runs, rather than vanish after JetStream acknowledged it.
+	in, err := ensureStream(ctx, inf.js, js.StreamConfig{
+		Name: n.IntakeStream, Description: "natsched durable intake: publish to " + n.IntakePrefix + ".<id>",
+		Subjects: []string{n.IntakePrefix + ".>"}, Retention: js.WorkQueuePolicy,
+		Storage: js.FileStorage, Replicas: r,
+	})
+	if err != nil {
+		return err
+	}
+	inf.checkCaptured(in, "intake messages published there are not stored", n.IntakePrefix+".>")
 	return nil
 }
 
@@ -117,65 +151,66 @@ func (s *Scheduler) ensureInfra(ctx context.Context) error {
 // a shorter one would let its lease expire on the server while it still
 // fires. This instance then runs with the bucket's TTL, says so, and
 // applies its own at a later start that finds the lease free.
-func (s *Scheduler) ensureLease(ctx context.Context) error {
-	n := s.names
+func (inf *infra) ensureLease(ctx context.Context) error {
+	n := inf.names
 	cfg := js.KeyValueConfig{
 		Bucket: n.LeaderBucket, Description: "natsched leader lease",
-		History: 1, TTL: s.o.leaseTTL, Storage: js.FileStorage, Replicas: s.o.replicas,
+		History: 1, TTL: inf.leaseTTL, Storage: js.FileStorage, Replicas: inf.replicas,
 		// Markers make an expired lease visible to watchers at once.
-		LimitMarkerTTL: max(s.o.leaseTTL, time.Second),
+		LimitMarkerTTL: max(inf.leaseTTL, time.Second),
 	}
-	kv, sc, err := s.ensureBucket(ctx, n.LeaderBucket, func(ctx context.Context) (js.KeyValue, error) {
-		kv, err := s.js.CreateKeyValue(ctx, cfg)
+	kv, sc, err := inf.ensureBucket(ctx, n.LeaderBucket, func(ctx context.Context) (js.KeyValue, error) {
+		kv, err := inf.js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, js.ErrLimitMarkerTTLNotSupported) {
 			cfg.LimitMarkerTTL = 0
-			kv, err = s.js.CreateKeyValue(ctx, cfg)
+			kv, err = inf.js.CreateKeyValue(ctx, cfg)
 		}
 		return kv, err
 	})
 	if err != nil {
 		return err
 	}
-	s.leaseKV = kv
-	s.leaseMarkers = sc.SubjectDeleteMarkerTTL > 0
+	inf.leaseKV = kv
+	inf.markers = sc.SubjectDeleteMarkerTTL > 0
 	ttl := sc.MaxAge
-	if ttl == s.o.leaseTTL {
+	if ttl == inf.leaseTTL {
 		return nil
 	}
-	if ttl > s.o.leaseTTL {
-		holder, err := currentLeader(ctx, s)
+	if ttl > inf.leaseTTL {
+		v, _, err := lease.Current(ctx, kv, LeaderKey)
+		holder := v.ID
 		if err != nil {
 			return fmt.Errorf("natsched: bucket %s: %w", n.LeaderBucket, err)
 		}
 		if holder != "" {
-			s.log.Warn("natsched: lease TTL differs from the lease bucket's TTL; keeping the bucket's while another instance holds the lease",
-				"bucket", n.LeaderBucket, "bucket_ttl", ttl, "lease", s.o.leaseTTL, "holder", holder)
-			s.o.leaseTTL = ttl
+			inf.log.Warn("natsched: lease TTL differs from the lease bucket's TTL; keeping the bucket's while another instance holds the lease",
+				"bucket", n.LeaderBucket, "bucket_ttl", ttl, "lease", inf.leaseTTL, "holder", holder)
+			inf.leaseTTL = ttl
 			return nil
 		}
 	}
 	// 0 (no TTL) never expires a lease: always replaced.
-	sc.MaxAge = s.o.leaseTTL
-	sc.Duplicates = min(sc.Duplicates, s.o.leaseTTL) // the server wants it within MaxAge
-	if _, err := s.js.UpdateStream(ctx, *sc); err != nil {
-		return fmt.Errorf("natsched: bucket %s: set its TTL to the lease TTL %s: %w", n.LeaderBucket, s.o.leaseTTL, err)
+	sc.MaxAge = inf.leaseTTL
+	sc.Duplicates = min(sc.Duplicates, inf.leaseTTL) // the server wants it within MaxAge
+	if _, err := inf.js.UpdateStream(ctx, *sc); err != nil {
+		return fmt.Errorf("natsched: bucket %s: set its TTL to the lease TTL %s: %w", n.LeaderBucket, inf.leaseTTL, err)
 	}
-	s.log.Warn("natsched: lease bucket TTL set to the lease TTL; run every instance with the same lease",
-		"bucket", n.LeaderBucket, "was", ttl, "now", s.o.leaseTTL)
+	inf.log.Warn("natsched: lease bucket TTL set to the lease TTL; run every instance with the same lease",
+		"bucket", n.LeaderBucket, "was", ttl, "now", inf.leaseTTL)
 	return nil
 }
 
 // ensureBucket opens bucket, or makes it with create when it does not
 // exist, and returns it with the configuration of its stream as the
 // server has it.
-func (s *Scheduler) ensureBucket(ctx context.Context, bucket string, create func(context.Context) (js.KeyValue, error)) (js.KeyValue, *js.StreamConfig, error) {
+func (inf *infra) ensureBucket(ctx context.Context, bucket string, create func(context.Context) (js.KeyValue, error)) (js.KeyValue, *js.StreamConfig, error) {
 	kv, err := createIfAbsent(ctx, func(ctx context.Context) (js.KeyValue, error) {
-		return s.js.KeyValue(ctx, bucket)
+		return inf.js.KeyValue(ctx, bucket)
 	}, create, js.ErrBucketNotFound, js.ErrBucketExists)
 	if err != nil {
 		return nil, nil, fmt.Errorf("natsched: bucket %s: %w", bucket, err)
 	}
-	st, err := s.js.Stream(ctx, "KV_"+bucket)
+	st, err := inf.js.Stream(ctx, "KV_"+bucket)
 	if err != nil {
 		return nil, nil, fmt.Errorf("natsched: bucket %s: %w", bucket, err)
 	}
@@ -232,10 +267,10 @@ func ensureDeadLetters(ctx context.Context, jsc js.JetStream, n Names, replicas 
 
 // checkCaptured logs a warning for each of subjects that cfg's stream does
 // not capture; effect says what that breaks.
-func (s *Scheduler) checkCaptured(cfg *js.StreamConfig, effect string, subjects ...string) {
+func (inf *infra) checkCaptured(cfg *js.StreamConfig, effect string, subjects ...string) {
 	for _, want := range subjects {
-		if !slices.ContainsFunc(cfg.Subjects, func(f string) bool { return subjectMatches(f, want) }) {
-			s.log.Warn("natsched: a stream does not capture the subjects natsched uses it for: "+effect,
+		if !slices.ContainsFunc(cfg.Subjects, func(f string) bool { return subject.Match(f, want) }) {
+			inf.log.Warn("natsched: a stream does not capture the subjects natsched uses it for: "+effect,
 				"stream", cfg.Name, "needs", want, "has", strings.Join(cfg.Subjects, ","))
 		}
 	}

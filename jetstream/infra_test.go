@@ -12,6 +12,7 @@ import (
 	js "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/natsched/natsched/internal/subject"
 	"github.com/natsched/natsched/natschedtest"
 )
 
@@ -314,6 +315,6 @@ func TestSubjectMatches(t *testing.T) {
 		{"a.*", "a.b", true},
 		{"a.b.c", "a.b", false},
 	} {
-		require.Equal(t, tc.ok, subjectMatches(tc.filter, tc.want), "%s captures %s", tc.filter, tc.want)
+		require.Equal(t, tc.ok, subject.Match(tc.filter, tc.want), "%s captures %s", tc.filter, tc.want)
 	}
 }

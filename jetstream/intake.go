@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +46,14 @@ const (
 // intake consumes <prefix>.in.<id> from the work-queue stream
 // <PREFIX>_INTAKE with one durable consumer shared by every instance.
 type intake struct {
-	s       *Scheduler
+	js    js.JetStream
+	nc    *nats.Conn
+	names Names
+	st    *store
+	clock clock.Clock // bounds the drain at stop
+	m     *metrics
+	log   *slog.Logger
+
 	cc      js.ConsumeContext
 	queues  []chan js.Msg
 	quit    chan struct{} // closed by stop; unhandled messages are redelivered
@@ -53,27 +61,19 @@ type intake struct {
 	stopped sync.Once
 }
 
-func (s *Scheduler) startIntake(setup, run context.Context) (*intake, error) {
-	n := s.names
-	// No max age: an intake message waits, however long no scheduler
-	// runs, rather than vanish after JetStream acknowledged it.
-	cfg, err := ensureStream(setup, s.js, js.StreamConfig{
-		Name: n.IntakeStream, Description: "natsched durable intake: publish to " + n.IntakePrefix + ".<id>",
-		Subjects: []string{n.IntakePrefix + ".>"}, Retention: js.WorkQueuePolicy,
-		Storage: js.FileStorage, Replicas: s.o.replicas,
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.checkCaptured(cfg, "intake messages published there are not stored", n.IntakePrefix+".>")
-	cons, err := s.js.CreateOrUpdateConsumer(setup, n.IntakeStream, js.ConsumerConfig{
+// startIntake consumes the intake stream (ensure made it) with in's
+// dependencies; setup bounds the consumer's creation, handling runs under
+// run.
+func startIntake(setup, run context.Context, in *intake) (*intake, error) {
+	n := in.names
+	cons, err := in.js.CreateOrUpdateConsumer(setup, n.IntakeStream, js.ConsumerConfig{
 		Durable: n.Prefix + "_intake", AckPolicy: js.AckExplicitPolicy, AckWait: intakeAckWait,
 		MaxDeliver: -1, MaxAckPending: 4 * intakeWorkers * 64,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsched: intake consumer: %w", err)
 	}
-	in := &intake{s: s, quit: make(chan struct{})}
+	in.quit = make(chan struct{})
 	for range intakeWorkers {
 		q := make(chan js.Msg, 64)
 		in.queues = append(in.queues, q)
@@ -113,7 +113,7 @@ func (in *intake) stop(ctx context.Context) {
 			// cannot finish, so it gets a bounded wait. Messages not acked
 			// are redelivered to another instance.
 			in.cc.Drain()
-			wait, stop := clock.After(in.s.o.leaseClock, 2*time.Second)
+			wait, stop := clock.After(in.clock, 2*time.Second)
 			select {
 			case <-in.cc.Closed():
 			case <-ctx.Done():
@@ -129,8 +129,7 @@ func (in *intake) stop(ctx context.Context) {
 }
 
 func (in *intake) handle(ctx context.Context, m js.Msg) {
-	s := in.s
-	id := strings.TrimPrefix(m.Subject(), s.names.IntakePrefix+".")
+	id := strings.TrimPrefix(m.Subject(), in.names.IntakePrefix+".")
 	meta, err := m.Metadata()
 	if err != nil {
 		_ = m.Term()
@@ -138,14 +137,16 @@ func (in *intake) handle(ctx context.Context, m js.Msg) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	err = in.apply(hctx, id, m, meta)
+	result, err := in.apply(hctx, id, m, meta)
 	switch {
 	case err == nil:
 		_ = m.Ack()
+		in.m.intake.WithLabelValues(result).Inc()
 	case transient(err) && meta.NumDelivered < intakeMaxAttempts:
 		_ = m.NakWithDelay(time.Duration(meta.NumDelivered) * time.Second)
 	default:
 		in.reject(id, m, err)
+		in.m.intake.WithLabelValues("rejected").Inc()
 	}
 }
 
@@ -154,39 +155,40 @@ func transient(err error) bool {
 		errors.Is(err, context.Canceled)
 }
 
-func (in *intake) apply(ctx context.Context, id string, m js.Msg, meta *js.MsgMetadata) error {
+// apply applies an intake message and says what it was: accepted (a
+// schedule stored) or cancelled.
+func (in *intake) apply(ctx context.Context, id string, m js.Msg, meta *js.MsgMetadata) (string, error) {
 	if err := checkID(id); err != nil {
-		return err
+		return "", err
 	}
 	h := m.Headers()
 	if c := headerGet(h, HeaderCancel); c != "" {
 		switch strings.ToLower(strings.TrimSpace(c)) {
 		case "true":
-			_, err := in.s.Cancel(ctx, id)
+			_, err := in.st.cancel(ctx, id)
 			if errors.Is(err, natsched.ErrNotFound) {
-				return nil // already gone: cancelling is idempotent
+				err = nil // already gone: cancelling is idempotent
 			}
-			return err
+			return "cancelled", err
 		case "false":
 		default:
-			return natsched.Invalid(HeaderCancel, "must be true or false, got %q", c)
+			return "", natsched.Invalid(HeaderCancel, "must be true or false, got %q", c)
 		}
 	}
 	sch, err := scheduleFromHeaders(id, h, m.Data(), meta.Timestamp)
 	if err != nil {
-		return err
+		return "", err
 	}
 	// The stream sequence is the generation: a redelivered message finds
 	// its own schedule in place and changes nothing.
-	_, err = in.s.put(ctx, sch, putOptions{accepted: meta.Timestamp, generation: meta.Sequence.Stream})
-	return headerError(err)
+	_, err = in.st.put(ctx, sch, putOptions{accepted: meta.Timestamp, generation: meta.Sequence.Stream})
+	return "accepted", headerError(err)
 }
 
 // reject acknowledges m and republishes it to <prefix>.rejected.<id> with
 // Natsched-Error: it is never retried forever and never blocks the stream.
 func (in *intake) reject(id string, m js.Msg, cause error) {
-	s := in.s
-	msg := nats.NewMsg(s.names.RejectedPrefix + "." + id)
+	msg := nats.NewMsg(in.names.RejectedPrefix + "." + id)
 	for k, vs := range m.Headers() {
 		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
 			msg.Header[k] = vs
@@ -195,15 +197,15 @@ func (in *intake) reject(id string, m js.Msg, cause error) {
 	_, text := errorReply(cause)
 	msg.Header.Set(natsched.HeaderError, text)
 	msg.Data = m.Data()
-	if err := s.nc.PublishMsg(msg); err != nil {
+	if err := in.nc.PublishMsg(msg); err != nil {
 		// Too large with its own headers and body: the error still goes out.
 		bare := nats.NewMsg(msg.Subject)
 		bare.Header.Set(natsched.HeaderError, text+" (original headers and body dropped: "+err.Error()+")")
-		if err := s.nc.PublishMsg(bare); err != nil {
-			s.log.Warn("natsched: could not publish a rejected intake message", "id", id, "err", err)
+		if err := in.nc.PublishMsg(bare); err != nil {
+			in.log.Warn("natsched: could not publish a rejected intake message", "id", id, "err", err)
 		}
 	}
-	s.log.Info("natsched: intake message rejected", "id", id, "err", text)
+	in.log.Info("natsched: intake message rejected", "id", id, "err", text)
 	_ = m.Ack()
 }
 

@@ -19,31 +19,28 @@ import (
 // natsched.ErrUnavailable (503), not a slow scan of every value.
 const listCatchUp = 3 * time.Second
 
-// List implements natsched.Scheduler. The candidates of a page come from
+// list answers natsched.Scheduler.List. The candidates of a page come from
 // the bucket's key listing without a status filter, and from the index
 // with one (after it has caught up with every write acknowledged before
 // the call, so that a list sees the caller's own writes); the page's values
 // are then read from the bucket, so they are current, and a value whose
 // status no longer matches is left out. Values that cannot be decoded are
 // skipped and counted in Skipped.
-func (s *Scheduler) List(ctx context.Context, o natsched.ListOptions) (*natsched.ListPage, error) {
+func (st *store) list(ctx context.Context, o natsched.ListOptions) (*natsched.ListPage, error) {
 	limit, err := natsched.CheckList(&o)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ready(); err != nil {
-		return nil, err
-	}
 	var next nextIDs
 	if o.Status == "" {
-		next, err = s.listedKeys(ctx, o)
+		next, err = st.listedKeys(ctx, o)
 	} else {
-		next, err = s.indexedKeys(ctx, o)
+		next, err = st.indexedKeys(ctx, o)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return s.fillPage(ctx, o, limit, next)
+	return st.fillPage(ctx, o, limit, next)
 }
 
 // nextIDs returns up to n candidate IDs after after, in byte order; fewer
@@ -51,13 +48,13 @@ func (s *Scheduler) List(ctx context.Context, o natsched.ListOptions) (*natsched
 type nextIDs func(ctx context.Context, after string, n int) ([]string, error)
 
 // listedKeys lists the bucket's keys in o's range, in one pass over them.
-func (s *Scheduler) listedKeys(ctx context.Context, o natsched.ListOptions) (nextIDs, error) {
+func (st *store) listedKeys(ctx context.Context, o natsched.ListOptions) (nextIDs, error) {
 	var lister js.KeyLister
 	var err error
 	if o.Prefix == "" {
-		lister, err = s.kv.ListKeys(ctx)
+		lister, err = st.kv.ListKeys(ctx)
 	} else {
-		lister, err = s.kv.ListKeysFiltered(ctx, o.Prefix, o.Prefix+".>")
+		lister, err = st.kv.ListKeysFiltered(ctx, o.Prefix, o.Prefix+".>")
 	}
 	if err != nil {
 		return nil, unavailable(err)
@@ -84,8 +81,8 @@ func (s *Scheduler) listedKeys(ctx context.Context, o natsched.ListOptions) (nex
 // indexedKeys asks the index for the IDs it knows with o's status (and
 // those whose status it cannot tell), once it has seen every write the
 // bucket holds now.
-func (s *Scheduler) indexedKeys(ctx context.Context, o natsched.ListOptions) (nextIDs, error) {
-	last, err := s.bucketLastSeq(ctx)
+func (st *store) indexedKeys(ctx context.Context, o natsched.ListOptions) (nextIDs, error) {
+	last, err := st.lastSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +91,7 @@ func (s *Scheduler) indexedKeys(ctx context.Context, o natsched.ListOptions) (ne
 		wctx, cancel := context.WithTimeout(ctx, listCatchUp)
 		defer cancel()
 		r.after, r.n = after, n
-		ids, err := s.loop.candidates(wctx, r)
+		ids, err := st.candidates(wctx, r)
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, fmt.Errorf("%w: the index has not caught up with the bucket within %s", natsched.ErrUnavailable, listCatchUp)
 		}
@@ -106,7 +103,7 @@ func (s *Scheduler) indexedKeys(ctx context.Context, o natsched.ListOptions) (ne
 // fillPage reads the candidates' values in batches until the page is full
 // or the candidates run out. Next is set when candidates remain after a
 // full page.
-func (s *Scheduler) fillPage(ctx context.Context, o natsched.ListOptions, limit int, next nextIDs) (*natsched.ListPage, error) {
+func (st *store) fillPage(ctx context.Context, o natsched.ListOptions, limit int, next nextIDs) (*natsched.ListPage, error) {
 	page := &natsched.ListPage{Schedules: []*natsched.Schedule{}}
 	after := o.After
 	for {
@@ -117,7 +114,7 @@ func (s *Scheduler) fillPage(ctx context.Context, o natsched.ListOptions, limit 
 		}
 		more := len(ids) > need
 		ids = ids[:min(len(ids), need)]
-		values, err := s.readValues(ctx, ids)
+		values, err := st.readValues(ctx, ids)
 		if err != nil {
 			return nil, err
 		}

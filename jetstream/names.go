@@ -76,3 +76,10 @@ func (n Names) ReservedTarget(subject string) string {
 	}
 	return ""
 }
+
+// SchedulesStream is the stream behind the schedules bucket.
+func (n Names) SchedulesStream() string { return "KV_" + n.SchedulesBucket }
+
+// kvSubject is the subject the schedules bucket stores key id under (what
+// KeyValue.Update publishes to).
+func (n Names) kvSubject(id string) string { return "$KV." + n.SchedulesBucket + "." + id }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,259 +16,54 @@ import (
 
 	"github.com/natsched/natsched"
 	"github.com/natsched/natsched/clock"
-	"github.com/natsched/natsched/internal/engine"
+	"github.com/natsched/natsched/jetstream/internal/lease"
 )
-
-// Defaults.
-const (
-	DefaultLeaseTTL = 3 * time.Second
-	DefaultWorkers  = 1024
-	// MinDuplicateWindow is the least duplicate window of the fire stream;
-	// the window is also at least 10 lease TTLs.
-	MinDuplicateWindow = 2 * time.Minute
-)
-
-// Option configures a Scheduler.
-type Option func(*options) error
-
-type options struct {
-	prefix     string
-	name       string
-	replicas   int
-	leaseTTL   time.Duration
-	clock      clock.Clock
-	leaseClock clock.Clock
-	engine     engine.Options
-	dupWindow  time.Duration
-	fireMaxAge time.Duration
-	deadMaxAge time.Duration
-	workers    int
-	logger     *slog.Logger
-	router     *natsched.Router
-	consumers  []ConsumerConfig
-	allow      []AllowRule
-	clockSync  *bool
-	noAPI      bool
-	noIntake   bool
-	version    string
-}
-
-func invalidOption(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", natsched.ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-// WithPrefix sets the prefix of every bucket, stream and subject (default
-// "natsched"): one token of [A-Za-z0-9_-].
-func WithPrefix(p string) Option {
-	return func(o *options) error {
-		if !ValidPrefix(p) {
-			return invalidOption("prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", p)
-		}
-		o.prefix = p
-		return nil
-	}
-}
-
-// WithName sets the instance name shown in the lease and in status
-// (default: host name and process ID).
-func WithName(name string) Option {
-	return func(o *options) error {
-		if name == "" || len(name) > 128 {
-			return invalidOption("name must be 1-128 characters")
-		}
-		o.name = name
-		return nil
-	}
-}
-
-// WithReplicas sets the replicas of the buckets and streams the scheduler
-// creates (default 1; 3 on a cluster).
-func WithReplicas(n int) Option {
-	return func(o *options) error {
-		if n < 1 || n > 5 {
-			return invalidOption("replicas must be 1 to 5, got %d", n)
-		}
-		o.replicas = n
-		return nil
-	}
-}
-
-// WithLeaseTTL sets how long a leader's lease lives without renewal
-// (default 3s). A killed leader is replaced about this long after it died.
-// The lease bucket's TTL is set to it at Start, except that a shorter TTL
-// is not applied while another instance holds the lease: this instance
-// then keeps the bucket's TTL (and logs a warning). Run every instance
-// with the same lease TTL.
-func WithLeaseTTL(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 300*time.Millisecond {
-			return invalidOption("lease TTL must be at least 300ms, got %s", d)
-		}
-		o.leaseTTL = d
-		return nil
-	}
-}
-
-// WithClock sets the clock firing follows (default clock.Real()).
-func WithClock(c clock.Clock) Option {
-	return func(o *options) error {
-		if c == nil {
-			return invalidOption("nil clock")
-		}
-		o.clock = c
-		return nil
-	}
-}
-
-// WithLeaseClock sets the clock the lease is renewed by (default
-// clock.Real()). The server expires leases in real time, so only tests of
-// the lease itself want another.
-func WithLeaseClock(c clock.Clock) Option {
-	return func(o *options) error {
-		if c == nil {
-			return invalidOption("nil lease clock")
-		}
-		o.leaseClock = c
-		return nil
-	}
-}
-
-// WithMisfireThreshold: occurrences planned more than d before a leader
-// took over are missed and follow their misfire policy (default 1s).
-func WithMisfireThreshold(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return invalidOption("misfire threshold must be positive")
-		}
-		o.engine.MisfireThreshold = d
-		return nil
-	}
-}
-
-// WithRetention sets how long done schedules stay readable (default 24h).
-func WithRetention(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return invalidOption("retention must be positive")
-		}
-		o.engine.Retention = d
-		return nil
-	}
-}
-
-// WithDuplicateWindow sets the duplicate window the fire stream is created
-// with; it is raised to at least 2 minutes and 10 lease TTLs. Start
-// refuses an existing fire stream whose window is shorter than that
-// minimum (ErrDuplicateWindow).
-func WithDuplicateWindow(d time.Duration) Option {
-	return func(o *options) error { o.dupWindow = d; return nil }
-}
-
-// WithWorkers bounds how many schedules the leader fires concurrently
-// (default 1024).
-func WithWorkers(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return invalidOption("workers must be positive")
-		}
-		o.workers = n
-		return nil
-	}
-}
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) error { o.logger = l; return nil }
-}
-
-// WithRouter hands fired messages to router through a durable consumer
-// "<prefix>_<Group>" (see ConsumerConfig), and lets the typed helpers
-// (natsched.ScheduleIn, ...) find the router's registry. The group
-// receives only what the router has handlers for (router.Subjects(), unless
-// cfg.Subjects says otherwise), fired after its durable was first created
-// (unless cfg.FromStart). It may be given more than once with different
-// groups.
-func WithRouter(router *natsched.Router, cfg ConsumerConfig) Option {
-	return func(o *options) error {
-		if router == nil {
-			return invalidOption("nil router")
-		}
-		if o.router == nil {
-			o.router = router
-		}
-		cfg.router = router
-		o.consumers = append(o.consumers, cfg)
-		return nil
-	}
-}
-
-// WithoutAPI does not serve the micro service on <prefix>.api.* (it is
-// served by default, by every instance).
-func WithoutAPI() Option { return func(o *options) error { o.noAPI = true; return nil } }
-
-// WithoutIntake does not consume the durable intake stream <prefix>.in.>
-// (consumed by default, shared by every instance).
-func WithoutIntake() Option { return func(o *options) error { o.noIntake = true; return nil } }
 
 // Scheduler is the JetStream scheduler. Every instance serves Put, Get,
 // Cancel, Pause, Resume, Trigger and List from the KV bucket; the instance
 // holding the lease also fires. Create it with New, then Start it.
+//
+// It builds the parts (see ARCHITECTURE.md) and hands each what it needs;
+// no part holds the Scheduler.
 type Scheduler struct {
 	js    js.JetStream
 	nc    *nats.Conn
 	o     options
 	names Names
-	clock clock.Clock
 	log   *slog.Logger
 
-	kv      js.KeyValue
-	leaseKV js.KeyValue
-	// leaseMarkers: the lease bucket announces expiries to watchers.
+	clk    *clockSync // the firing clock
+	m      *metrics
+	rules  *rules
+	loop   *firer
+	stats  stats
+	faults faults // hooks for tests that inject crashes and freezes
+
+	mu       sync.Mutex
+	starting bool
+	started  bool
+	closed   bool
+	// startedAt: when Start finished (firing clock).
+	startedAt time.Time
+	done      chan struct{} // closed once Close has stopped everything
+	// Set by Start.
+	st           *store
+	kv           js.KeyValue
+	leaseKV      js.KeyValue
 	leaseMarkers bool
-
-	mu        sync.Mutex
-	started   bool
-	closed    bool
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	consumers []*Consumer
-	api       *api
-	intake    *intake
-	loop      *leader
-
-	targets sync.Map // subject -> time.Time: when the positive check expires
-
-	// syncClock: fire by the server's clock (see skew).
-	syncClock bool
-	skew      skew
-
-	stats stats
-	// faults are hooks for tests that inject crashes.
-	faults faults
-}
-
-type stats struct {
-	fired      atomic.Uint64
-	late       atomic.Uint64
-	duplicates atomic.Uint64
-	failures   atomic.Uint64
-	refused    atomic.Uint64
-	fenced     atomic.Uint64
-}
-
-type faults struct {
-	// afterPublish runs after an occurrence's PubAck and before the state
-	// write; returning true abandons the fire there, as a crash would.
-	afterPublish func(id string) bool
-	// beforePublish runs in each batch after its read and before its
-	// first publish, where a process can be frozen.
-	beforePublish func()
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	consumers    []*Consumer
+	api          *api
+	intake       *intake
 }
 
 var _ natsched.Scheduler = (*Scheduler)(nil)
 
 // New returns a Scheduler using jsc. It does not touch the server until
 // Start.
+//
+// Errors: ErrInvalidOption for a nil jsc or an invalid option.
 func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	if jsc == nil {
 		return nil, invalidOption("nil JetStream")
@@ -287,19 +82,79 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
+	m := newMetrics()
+	o.engine.OnMissed = func(p natsched.Misfire, n int) { m.missed.WithLabelValues(string(p)).Add(float64(n)) }
 	o.engine = o.engine.WithDefaults()
 	o.dupWindow = max(o.dupWindow, neededDuplicateWindow(o.leaseTTL))
 	if o.fireMaxAge > 0 && o.fireMaxAge < o.dupWindow {
 		// JetStream refuses a duplicate window longer than the max age.
 		return nil, invalidOption("fire max age %s is shorter than the fire stream's duplicate window %s", o.fireMaxAge, o.dupWindow)
 	}
+	nc := jsc.Conn()
 	s := &Scheduler{
-		js: jsc, nc: jsc.Conn(), o: o, names: NamesFor(o.prefix), clock: o.clock,
-		log: o.logger.With("instance", o.name),
+		js: jsc, nc: nc, o: o, names: NamesFor(o.prefix),
+		log:  o.logger.With("instance", o.name),
+		done: make(chan struct{}), m: m,
 	}
-	s.syncClock = o.clockSync == nil && o.clock == clock.Real() || o.clockSync != nil && *o.clockSync
-	s.loop = newLeader(s)
+	s.clk = &clockSync{clock: o.clock, on: o.clockSync == nil && o.clock == clock.Real() || o.clockSync != nil && *o.clockSync}
+	s.rules = &rules{names: s.names, allow: o.allow, maxPayload: func() int { return int(nc.MaxPayload()) }}
+	s.loop = newFirer(&firer{
+		nc: nc, clock: o.clock, leaseClock: o.leaseClock, now: s.clk.now, opts: o.engine,
+		workers: o.workers, log: s.log, m: m,
+	})
+	if o.registerer != nil {
+		err := m.register(o.registerer, gauges{
+			schedules: s.loop.statusCounts, leader: s.loop.isLeader.Load,
+			clockOffset: func() time.Duration { d, _ := s.clk.offset(); return d },
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// BuildVersion is natsched's version as the build records it (the module
+// version of github.com/natsched/natsched, "(devel)" in a checkout), or
+// Version when there is no build information.
+func BuildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Path == modulePath && bi.Main.Version != "" {
+			return bi.Main.Version
+		}
+		for _, d := range bi.Deps {
+			if d.Path == modulePath {
+				return d.Version
+			}
+		}
+	}
+	return Version
+}
+
+const modulePath = "github.com/natsched/natsched"
+
+// Healthy reports nil while the instance is connected, has its buckets and
+// streams and has loaded its index, else why not (see HealthHandler).
+func (s *Scheduler) Healthy(ctx context.Context) error {
+	s.mu.Lock()
+	started, closed := s.started, s.closed
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return natsched.ErrClosed
+	case !started:
+		return fmt.Errorf("%w: not started", natsched.ErrUnavailable)
+	case !s.nc.IsConnected():
+		return fmt.Errorf("%w: not connected to NATS (%s)", natsched.ErrUnavailable, s.nc.Status())
+	case !s.loop.loaded.Load():
+		return fmt.Errorf("%w: the index is loading", natsched.ErrUnavailable)
+	}
+	for _, stream := range []string{s.names.SchedulesStream(), "KV_" + s.names.LeaderBucket, s.names.FireStream} {
+		if _, err := s.js.Stream(ctx, stream); err != nil {
+			return fmt.Errorf("%w: stream %s: %w", natsched.ErrUnavailable, stream, err)
+		}
+	}
+	return nil
 }
 
 // DefaultName is the instance name unless WithName gives one: the host
@@ -327,122 +182,77 @@ func (s *Scheduler) Registry() *natsched.Registry {
 	return s.o.router.Registry()
 }
 
+// ClockOffset reports the estimated offset of the server's clock from this
+// host's (server - local) and whether it is known yet.
+func (s *Scheduler) ClockOffset() (time.Duration, bool) { return s.clk.offset() }
+
 // Start creates the buckets and streams that do not exist (existing ones
 // keep the operator's configuration; see the package documentation),
 // starts campaigning for the lease and starts the consumers. The
-// scheduler runs until Close; ctx only bounds the setup.
+// scheduler runs until Close; ctx bounds the setup (and handlers' contexts
+// inherit its values, not its cancellation). It does not hold the
+// scheduler while it waits for the server: Close may be called meanwhile,
+// and then Start undoes what it started and returns natsched.ErrClosed.
+// Starting a started scheduler does nothing.
 //
 // Errors: ErrDuplicateWindow when the fire stream exists with a duplicate
 // window shorter than natsched needs; natsched.ErrClosed after Close; the
 // server's errors.
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case s.closed:
+		s.mu.Unlock()
 		return natsched.ErrClosed
-	case s.started:
-		return nil
-	}
-	if err := s.retryNotReady(ctx, s.ensureInfra); err != nil {
-		return err
-	}
-	for _, cfg := range s.o.consumers {
-		if cfg.Prefix == "" {
-			cfg.Prefix = s.names.Prefix // names the durable, its stream and dead letters
-		}
-		if cfg.Logger == nil {
-			cfg.Logger = s.log
-		}
-		c, err := NewConsumer(s.js, cfg.router, cfg)
-		if err != nil {
-			return err
-		}
-		if err := c.Start(ctx); err != nil {
-			return err
-		}
-		s.consumers = append(s.consumers, c)
-	}
-	// The scheduler owns this context: Close cancels it and waits for
-	// every goroutine started under it.
-	runCtx, cancel := context.WithCancel(context.Background())
-	if !s.o.noIntake {
-		err := s.retryNotReady(ctx, func(ctx context.Context) error {
-			in, err := s.startIntake(ctx, runCtx)
-			s.intake = in
-			return err
-		})
-		if err != nil {
-			cancel()
-			return err
-		}
-	}
-	if !s.o.noAPI {
-		a, err := s.startAPI()
-		if err != nil {
-			cancel()
-			if s.intake != nil {
-				s.intake.stop(ctx)
-			}
-			return err
-		}
-		s.api = a
-	}
-	s.cancel = cancel
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		s.loop.run(runCtx)
-	}()
-	if s.syncClock {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.watchSkew(runCtx)
-		}()
-	}
-	l, err := s.newLease()
-	if err != nil {
-		cancel()
-		return err
-	}
-	go func() {
-		defer s.wg.Done()
-		l.Run(runCtx)
-	}()
-	s.started = true
-	return nil
-}
-
-// Close stops firing (finishing in-flight publishes and state writes),
-// releases the lease so that another instance takes over at once, stops
-// the consumers and waits for all of it, or for ctx. It is safe to call
-// twice or before Start.
-func (s *Scheduler) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
+	case s.started || s.starting:
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
-	cancel := s.cancel
-	consumers := s.consumers
-	a, in := s.api, s.intake
+	s.starting = true
 	s.mu.Unlock()
-	// Stop taking requests and intake first, so that nothing is accepted
-	// that this instance cannot finish.
-	if a != nil {
-		a.stop()
+	r, err := s.start(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.starting = false
+	switch {
+	case err != nil:
+		return err
+	case s.closed:
+		r.stop(ctx)
+		return natsched.ErrClosed
 	}
-	if in != nil {
-		in.stop(ctx)
+	s.st, s.kv, s.leaseKV, s.leaseMarkers = r.st, r.inf.kv, r.inf.leaseKV, r.inf.markers
+	s.cancel, s.consumers, s.api, s.intake = r.cancel, r.consumers, r.api, r.intake
+	s.started, s.startedAt = true, s.clk.now()
+	return nil
+}
+
+// running is what start started, for Start to keep or undo.
+type running struct {
+	inf       *infra
+	st        *store
+	cancel    context.CancelFunc
+	wg        *sync.WaitGroup
+	consumers []*Consumer
+	api       *api
+	intake    *intake
+}
+
+// stop undoes start: requests and intake first, then the goroutines and
+// the consumers.
+func (r *running) stop(ctx context.Context) error {
+	if r.api != nil {
+		r.api.stop()
 	}
-	if cancel != nil {
-		cancel()
+	if r.intake != nil {
+		r.intake.stop(ctx)
+	}
+	if r.cancel != nil {
+		r.cancel()
 	}
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		r.wg.Wait()
 		close(done)
 	}()
 	var errs []error
@@ -451,12 +261,188 @@ func (s *Scheduler) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}
-	for _, c := range consumers {
+	for _, c := range r.consumers {
 		if err := c.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// start builds and starts the parts.
+func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
+	o := s.o
+	r := &running{wg: &s.wg, inf: &infra{
+		js: s.js, names: s.names, replicas: o.replicas, leaseTTL: o.leaseTTL,
+		dupWindow: o.dupWindow, fireMaxAge: o.fireMaxAge, deadMaxAge: o.deadMaxAge,
+		intake: !o.noIntake, log: s.log,
+	}}
+	defer func() {
+		if err != nil {
+			_ = r.stop(ctx)
+		}
+	}()
+	if err := s.retryNotReady(ctx, r.inf.ensure); err != nil {
+		return nil, err
+	}
+	s.o.leaseTTL = r.inf.leaseTTL // the lease bucket's, when another instance holds it with a longer one
+	r.st = &store{kv: r.inf.kv, js: s.js, names: s.names, rules: s.rules, now: s.clk.now, log: s.log,
+		candidates: s.loop.candidates}
+	fire := &firing{js: s.js, nc: s.nc, st: r.st, rules: s.rules, opts: o.engine, now: s.clk.now, m: s.m,
+		fence: s.loop.fence, stats: &s.stats, faults: &s.faults, log: s.log, fresh: s.loop.askFresh}
+	s.loop.kv, s.loop.lastSeq, s.loop.fire = r.inf.kv, r.st.lastSeq, fire.batch
+
+	for _, cfg := range o.consumers {
+		if cfg.Prefix == "" {
+			cfg.Prefix = s.names.Prefix // names the durable, its stream and dead letters
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = s.log
+		}
+		cfg.metrics = s.m
+		c, err := NewConsumer(s.js, cfg.router, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.retryNotReady(ctx, c.Start); err != nil {
+			return nil, err
+		}
+		r.consumers = append(r.consumers, c)
+	}
+	// The scheduler owns this context: Close cancels it and waits for
+	// every goroutine started under it.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	if !o.noIntake {
+		err := s.retryNotReady(ctx, func(setup context.Context) error {
+			in, err := startIntake(setup, runCtx, &intake{js: s.js, nc: s.nc, names: s.names, st: r.st,
+				clock: o.leaseClock, log: s.log, m: s.m})
+			r.intake = in
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !o.noAPI {
+		r.api, err = startAPI(&api{nc: s.nc, names: s.names, instance: o.name, st: r.st, now: s.clk.now, m: s.m,
+			report: s.Status, log: s.log, ctx: runCtx})
+		if err != nil {
+			return nil, err
+		}
+	}
+	l, err := lease.New(lease.Config{
+		KV: r.inf.leaseKV, Key: LeaderKey, Name: o.name, TTL: s.o.leaseTTL,
+		Clock: o.leaseClock, Now: s.clk.now, Markers: r.inf.markers,
+		Conn: s.nc, Logger: s.log, Holder: s.loop,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.wg.Go(func() { s.loop.run(runCtx) })
+	if s.clk.on {
+		s.wg.Go(func() { s.clk.watch(runCtx, r.inf.leaseKV, s.nc, o.leaseClock) })
+	}
+	s.wg.Go(func() { l.Run(runCtx) })
+	return r, nil
+}
+
+// Close stops firing (in-flight fires stop at the fence), releases the
+// lease so that another instance takes over at once, stops the consumers
+// and waits for all of it, or for ctx. It is safe to call twice, or before
+// or during Start.
+func (s *Scheduler) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	r := &running{wg: &s.wg, cancel: s.cancel, consumers: s.consumers, api: s.api, intake: s.intake}
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		close(s.done) // before Start, or during it: Start undoes its work
+		return nil
+	}
+	err := r.stop(ctx)
+	close(s.done)
+	return err
+}
+
+// Done is closed once Close has stopped the scheduler.
+func (s *Scheduler) Done() <-chan struct{} { return s.done }
+
+// ready returns the store once started.
+func (s *Scheduler) ready() (*store, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, natsched.ErrClosed
+	case s.st == nil:
+		return nil, fmt.Errorf("%w: not started", natsched.ErrUnavailable)
+	}
+	return s.st, nil
+}
+
+// Put implements natsched.Scheduler.
+func (s *Scheduler) Put(ctx context.Context, in *natsched.Schedule) (*natsched.Schedule, error) {
+	st, err := s.ready()
+	if err != nil {
+		return nil, err
+	}
+	return st.put(ctx, in, putOptions{})
+}
+
+// Get implements natsched.Scheduler; a stored value that is not a
+// schedule is natsched.ErrUnreadable.
+func (s *Scheduler) Get(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.byID(ctx, id, (*store).load)
+}
+
+// Cancel implements natsched.Scheduler. A stored value that is not a
+// schedule is deleted too; the reply then holds only its ID, revision and,
+// in LastError, why it could not be read.
+func (s *Scheduler) Cancel(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.byID(ctx, id, (*store).cancel)
+}
+
+// Pause implements natsched.Scheduler.
+func (s *Scheduler) Pause(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.byID(ctx, id, (*store).pause)
+}
+
+// Resume implements natsched.Scheduler.
+func (s *Scheduler) Resume(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.byID(ctx, id, (*store).resume)
+}
+
+// Trigger implements natsched.Scheduler.
+func (s *Scheduler) Trigger(ctx context.Context, id string) (*natsched.Schedule, error) {
+	return s.byID(ctx, id, (*store).trigger)
+}
+
+func (s *Scheduler) byID(ctx context.Context, id string, f func(*store, context.Context, string) (*natsched.Schedule, error)) (*natsched.Schedule, error) {
+	st, err := s.ready()
+	if err != nil {
+		return nil, err
+	}
+	return f(st, ctx, id)
+}
+
+// List implements natsched.Scheduler. Without a status filter the
+// candidates come from the bucket's key listing; with one, from this
+// instance's index once it has caught up with every write acknowledged
+// before the call (natsched.ErrUnavailable if it cannot within 3s). The
+// page's values are read from the bucket; values that are not schedules
+// are skipped and counted in Skipped.
+func (s *Scheduler) List(ctx context.Context, o natsched.ListOptions) (*natsched.ListPage, error) {
+	st, err := s.ready()
+	if err != nil {
+		return nil, err
+	}
+	return st.list(ctx, o)
 }
 
 // IsLeader reports whether this instance holds the lease and fires.
@@ -471,17 +457,23 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 		Instance: s.o.name, Fired: s.stats.fired.Load(), Late: s.stats.late.Load(),
 		Duplicates: s.stats.duplicates.Load(), PublishFailures: s.stats.failures.Load(),
 		Refused: s.stats.refused.Load(), Fenced: s.stats.fenced.Load(),
+		IsLeader: s.loop.isLeader.Load(), Pending: s.loop.pending(), Version: BuildVersion(),
 	}
-	st.IsLeader = s.loop.isLeader.Load()
-	st.Pending = s.loop.pending()
-	if s.leaseKV == nil {
+	if d, known := s.clk.offset(); known {
+		st.ClockOffset = d.String()
+	}
+	s.mu.Lock()
+	kv := s.leaseKV
+	st.Started = natsched.FormatTime(s.startedAt)
+	s.mu.Unlock()
+	if kv == nil {
 		return st, nil
 	}
-	name, err := currentLeader(ctx, s)
+	v, _, err := lease.Current(ctx, kv, LeaderKey)
 	if err != nil {
-		return st, err
+		return st, unavailable(err)
 	}
-	st.Leader = name
+	st.Leader = v.ID
 	return st, nil
 }
 

@@ -10,19 +10,18 @@
 package memory
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/natsched/natsched"
 	"github.com/natsched/natsched/clock"
+	"github.com/natsched/natsched/internal/dueheap"
 	"github.com/natsched/natsched/internal/engine"
 )
 
@@ -101,7 +100,7 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	items   map[string]*item
-	index   index
+	index   dueheap.Heap[*item]
 	timer   clock.Timer
 	timerAt time.Time
 	rev     uint64
@@ -198,7 +197,7 @@ func (s *Scheduler) Fired() uint64 {
 func (s *Scheduler) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.index)
+	return s.index.Len()
 }
 
 // Put implements natsched.Scheduler.
@@ -350,21 +349,21 @@ func (s *Scheduler) reindex(it *item, now time.Time) {
 	due := engine.Due(it.s, s.opts)
 	switch {
 	case due.IsZero() && it.pos >= 0:
-		heap.Remove(&s.index, it.pos)
+		s.index.Remove(it)
 	case due.IsZero():
 	case it.pos >= 0:
 		it.due = due.UnixNano()
-		heap.Fix(&s.index, it.pos)
+		s.index.Fix(it)
 	default:
 		it.due = due.UnixNano()
-		heap.Push(&s.index, it)
+		s.index.Push(it)
 	}
 	s.rearm(now)
 }
 
 func (s *Scheduler) remove(it *item) {
 	if it.pos >= 0 {
-		heap.Remove(&s.index, it.pos)
+		s.index.Remove(it)
 	}
 	delete(s.items, it.s.ID)
 }
@@ -374,12 +373,13 @@ func (s *Scheduler) rearm(now time.Time) {
 	if s.closed || !s.leading {
 		return
 	}
-	if len(s.index) == 0 {
+	first, ok := s.index.Peek()
+	if !ok {
 		s.timer.Stop()
 		s.timerAt = time.Time{}
 		return
 	}
-	due := time.Unix(0, s.index[0].due)
+	due := time.Unix(0, first.due)
 	if due.Equal(s.timerAt) {
 		return
 	}
@@ -400,8 +400,11 @@ func (s *Scheduler) tick() {
 	s.timerAt = time.Time{}
 	now := s.clock.Now()
 	var out []*natsched.Message
-	for len(s.index) > 0 && s.index[0].due <= now.UnixNano() {
-		it := s.index[0]
+	for {
+		it, ok := s.index.Peek()
+		if !ok || it.due > now.UnixNano() {
+			break
+		}
 		c := it.s.Clone()
 		occs, expired, err := engine.Step(c, now, s.opts)
 		if expired {
@@ -420,10 +423,10 @@ func (s *Scheduler) tick() {
 		it.s = c
 		due := engine.Requeue(engine.Due(c, s.opts), now)
 		if due.IsZero() {
-			heap.Remove(&s.index, it.pos)
+			s.index.Remove(it)
 		} else {
 			it.due = due.UnixNano()
-			heap.Fix(&s.index, it.pos)
+			s.index.Fix(it)
 		}
 	}
 	s.rearm(now)
@@ -453,34 +456,12 @@ type item struct {
 	pos int   // in index, -1 when out
 }
 
-// index is a min-heap of items by due time, then ID, so that ties fire in
-// a stable order.
-type index []*item
-
-func (h index) Len() int { return len(h) }
-func (h index) Less(i, j int) bool {
-	if h[i].due != h[j].due {
-		return h[i].due < h[j].due
-	}
-	return strings.Compare(h[i].s.ID, h[j].s.ID) < 0
-}
-func (h index) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].pos, h[j].pos = i, j
-}
-func (h *index) Push(x any) {
-	it := x.(*item)
-	it.pos = len(*h)
-	*h = append(*h, it)
-}
-func (h *index) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	old[len(old)-1] = nil
-	it.pos = -1
-	*h = old[:len(old)-1]
-	return it
-}
+// Items are in a dueheap: by due time, then ID, so that ties fire in a
+// stable order.
+func (it *item) Due() int64   { return it.due }
+func (it *item) Key() string  { return it.s.ID }
+func (it *item) SetPos(i int) { it.pos = i }
+func (it *item) Pos() int     { return it.pos }
 
 // Registry returns the registry of the dispatcher when it is a
 // *natsched.Router, so that the typed helpers (natsched.ScheduleIn, ...)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/natsched/natsched"
 	"github.com/natsched/natsched/clock"
+	"github.com/natsched/natsched/natschedtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -124,13 +125,7 @@ func (r *Recorder) WaitFor(t testing.TB, id string, n int) []Fire {
 // Eventually polls cond until it holds or WaitTimeout passes.
 func Eventually(t testing.TB, cond func() bool, format string, args ...any) {
 	t.Helper()
-	deadline := time.Now().Add(WaitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: %s", WaitTimeout, fmt.Sprintf(format, args...))
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	natschedtest.Eventually(t, WaitTimeout, cond, append([]any{format}, args...)...)
 }
 
 // settle waits until everything due now has been delivered.

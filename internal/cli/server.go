@@ -296,9 +296,9 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 	}
 	sched, err = natschedjs.New(jsc, append(f.schedulerOptions, natschedjs.WithLogger(log))...)
 	if err != nil {
-		if errors.Is(err, natsched.ErrInvalid) {
+		if errors.Is(err, natschedjs.ErrInvalidOption) {
 			_ = shutdown()
-			return usagef("%s", trimSentinel(err))
+			return usagef("%s", strings.TrimPrefix(err.Error(), natschedjs.ErrInvalidOption.Error()+": "))
 		}
 		return errors.Join(err, shutdown())
 	}

@@ -26,6 +26,49 @@ type Options struct {
 	// again after whatever else is due, so that one schedule's backlog
 	// never holds others back.
 	MaxFiresPerStep int
+	// OnMissed, if set, is told how many occurrences a misfire policy
+	// skipped or collapsed (not fired), and which policy. Counts of long
+	// outages of cron schedules stop at maxCount.
+	OnMissed func(policy natsched.Misfire, n int)
+}
+
+// catchupPerStep is how many missed occurrences policy all fires per Step:
+// more than one, so that replaying a long outage does not walk the missed
+// window once per occurrence, and few enough that a replay still shares
+// the scheduler with everything else due.
+const catchupPerStep = 100
+
+// maxCount bounds the occurrences a count of missed ones walks.
+const maxCount = 10000
+
+// count returns how many occurrences of w lie in [from, to), walking at
+// most maxCount of them (an Every is counted exactly).
+func (w window) count(from, to time.Time) int {
+	if !from.Before(to) {
+		return 0
+	}
+	if e, ok := w.spec.(natsched.Every); ok && e.Interval > 0 {
+		first := w.atOrAfter(from)
+		if first.IsZero() || !first.Before(to) {
+			return 0
+		}
+		end := to
+		if !w.end.IsZero() && w.end.Before(end) {
+			end = w.end.Add(time.Nanosecond)
+		}
+		return int((end.Sub(first)-1)/e.Interval) + 1
+	}
+	n := 0
+	for p := w.atOrAfter(from); !p.IsZero() && p.Before(to) && n < maxCount; p = w.after(p) {
+		n++
+	}
+	return n
+}
+
+func (o Options) missed(policy natsched.Misfire, n int) {
+	if o.OnMissed != nil && n > 0 {
+		o.OnMissed(policy, n)
+	}
 }
 
 // Defaults.
@@ -243,7 +286,7 @@ func Step(s *natsched.Schedule, now time.Time, o Options) (fired []natsched.Occu
 			// Missed for sure: planned so long ago that even the largest
 			// jitter would have it fire more than the threshold ago.
 			if cutoff := now.Add(-o.MisfireThreshold - s.Jitter); s.NextRun.Before(cutoff) {
-				budget -= misfire(s, w, now, cutoff, budget, occ, full)
+				budget -= misfire(s, w, now, cutoff, budget, o, occ, full)
 			}
 			for n := 0; n < budget && !s.NextRun.IsZero() && !full(); n++ {
 				if o.jittered(s, s.NextRun).After(now) {
@@ -281,12 +324,14 @@ func Requeue(due, now time.Time) time.Time {
 
 // misfire applies the schedule's policy to the occurrences planned before
 // cutoff, leaving NextRun at the first occurrence at or after it. It fires
-// at most budget of them (policy all leaves NextRun at the next missed one)
-// and returns how many it fired.
-func misfire(s *natsched.Schedule, w window, now, cutoff time.Time, budget int, occ func(time.Time, bool), full func() bool) int {
+// at most budget of them (catchupPerStep for policy all, which leaves
+// NextRun at the next missed one), returns how many, and reports what it
+// skipped or collapsed to o.OnMissed.
+func misfire(s *natsched.Schedule, w window, now, cutoff time.Time, budget int, o Options, occ func(time.Time, bool), full func() bool) int {
 	resume := w.atOrAfter(cutoff)
 	switch s.Misfire {
 	case natsched.MisfireSkip:
+		o.missed(natsched.MisfireSkip, w.count(s.NextRun, cutoff))
 	case natsched.MisfireAll:
 		catchup := s.Catchup
 		if catchup <= 0 {
@@ -295,22 +340,27 @@ func misfire(s *natsched.Schedule, w window, now, cutoff time.Time, budget int, 
 		p := s.NextRun
 		if from := now.Add(-catchup); p.Before(from) {
 			p = w.atOrAfter(from)
+			o.missed(natsched.MisfireAll, w.count(s.NextRun, from))
 		}
-		// Keep the latest MaxCatchupRuns occurrences of the window.
+		// Keep the latest MaxCatchupRuns occurrences of the window: walk at
+		// most that many (and one) unless there are more.
 		var ring []time.Time
+		dropped := 0
 		for n := 0; !p.IsZero() && p.Before(cutoff) && n < maxScan; n++ {
 			if len(ring) == natsched.MaxCatchupRuns {
 				ring = ring[1:]
+				dropped++
 			}
 			ring = append(ring, p)
 			p = w.after(p)
 		}
+		o.missed(natsched.MisfireAll, dropped)
 		n := 0
 		for _, t := range ring {
 			if full() {
 				break
 			}
-			if n == budget {
+			if n == max(budget, catchupPerStep) {
 				s.NextRun = t // the rest come with the next steps
 				return n
 			}
@@ -322,6 +372,7 @@ func misfire(s *natsched.Schedule, w window, now, cutoff time.Time, budget int, 
 	default: // once
 		latest := lastBefore(s, w, cutoff)
 		if !latest.IsZero() {
+			o.missed(natsched.MisfireOnce, w.count(s.NextRun, latest))
 			occ(latest, false)
 			s.NextRun = resume
 			return 1

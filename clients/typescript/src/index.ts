@@ -122,6 +122,12 @@ export interface InstanceStatus {
   publish_failures: number;
   refused: number;
   fenced: number;
+  /** natsched's version. */
+  version: string;
+  /** When the answering instance started (RFC 3339). */
+  started: string;
+  /** The estimated server clock minus the instance's host clock (Go syntax, may be negative); empty until estimated. */
+  clock_offset: string;
 }
 
 /** The wire codes of error replies. */

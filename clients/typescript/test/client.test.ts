@@ -184,6 +184,8 @@ describe("request/reply API", testTimeout, () => {
     assert.equal(st.leader, "ts-test");
     assert.equal(st.is_leader, true);
     assert.ok(st.pending >= 3);
+    assert.ok(st.version.length > 0);
+    assert.ok(!Number.isNaN(Date.parse(st.started)));
   });
 
   test("trigger fires one now: Natsched-Planned and Natsched-Run", async () => {

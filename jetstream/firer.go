@@ -3,7 +3,7 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,25 +17,29 @@ import (
 	"github.com/natsched/natsched/jetstream/internal/lease"
 )
 
-// fireTimeout bounds one fire (read, publishes, state write). It is not
-// tied to the term: a fire in progress when the lease ends is finished, and
-// a second leader repeating it is deduplicated by its message IDs.
-const fireTimeout = 30 * time.Second
-
-// maxBackoff caps the retry delay of an occurrence whose publish fails.
-const maxBackoff = time.Minute
-
-// leader is the firing loop. Every instance runs one for its whole life:
+// firer is the firing loop. Every instance runs one for its whole life:
 // it keeps the index current from a watch of the schedules bucket (initial
 // values, then every change), so that a new leader fires at once instead of
 // rebuilding. While the lease is held it sleeps on one timer until the
 // earliest due time and hands due schedules to workers. The loop goroutine
 // owns the index; workers only report back through results, and the lease
 // switches firing on and off through control.
-type leader struct {
-	s    *Scheduler
-	idx  *index
-	opts engine.Options
+type firer struct {
+	kv         js.KeyValue // the schedules bucket, watched
+	nc         *nats.Conn  // for reconnects
+	clock      clock.Clock // the injected clock: the due timer
+	leaseClock clock.Clock // intervals: rewatching
+	now        func() time.Time
+	opts       engine.Options
+	workers    int
+	log        *slog.Logger
+	// lastSeq is the schedules bucket's last sequence.
+	lastSeq func(ctx context.Context) (uint64, error)
+	m       *metrics
+	// fire fires a batch and reports every job's result (see firing).
+	fire func(ctx context.Context, jobs []job) []result
+
+	idx *index
 
 	leading  bool
 	isLeader atomic.Bool
@@ -53,10 +57,12 @@ type leader struct {
 	busy    int
 	// busyBehind: how many of busy came from the backlog.
 	busyBehind int
-	ready      bool // the initial values are in
+	ready      bool        // the initial values are in
+	loaded     atomic.Bool // ready, for other goroutines
 	wg         sync.WaitGroup
 	npend      atomic.Int64
-	lastRev    uint64 // highest bucket revision the watch delivered
+	counts     atomic.Pointer[[statusOther + 1]int] // the index's entries by status, for metrics
+	lastRev    uint64                               // highest bucket revision the watch delivered
 	// watchFrom is the bucket's last sequence just before the current
 	// watch began, and loadedRev the watchFrom of the latest watch whose
 	// initial values are all in: the index reflects everything up to it
@@ -108,10 +114,8 @@ type snapshot struct {
 	leading bool
 	ready   bool
 	busy    int
-	// busyBehind: how many of busy came from the backlog.
-	busyBehind int
-	nextDue    int64
-	lastRev    uint64
+	nextDue int64
+	lastRev uint64
 }
 
 type result struct {
@@ -134,20 +138,23 @@ type result struct {
 	behind bool
 }
 
-func newLeader(s *Scheduler) *leader {
-	return &leader{
-		s: s, idx: newIndex(), opts: s.o.engine,
-		wake: make(chan struct{}, 1), results: make(chan []result, s.o.workers),
-		query: make(chan chan snapshot), control: make(chan control),
-		own: make(map[uint64]struct{}), fresh: make(chan freshReq), lists: make(chan listReq),
-		stopped: make(chan struct{}), fence: newFence(s.o.leaseClock),
+// newFirer makes f's state; f has its dependencies set.
+func newFirer(f *firer) *firer {
+	f.idx = newIndex()
+	f.wake, f.results = make(chan struct{}, 1), make(chan []result, f.workers)
+	f.query, f.control = make(chan chan snapshot), make(chan control)
+	f.own, f.fresh, f.lists = make(map[uint64]struct{}), make(chan freshReq), make(chan listReq)
+	f.stopped = make(chan struct{})
+	if f.fence == nil {
+		f.fence = newFence(f.leaseClock)
 	}
+	return f
 }
 
 // switchTo asks the loop to start or end a term and waits until it has
 // (a term ends once its in-flight fires finished). It returns false if the
 // loop is gone or cancel fires first.
-func (l *leader) switchTo(cancel <-chan struct{}, lead bool) bool {
+func (l *firer) switchTo(cancel <-chan struct{}, lead bool) bool {
 	c := control{lead: lead, done: make(chan struct{})}
 	select {
 	case l.control <- c:
@@ -164,10 +171,20 @@ func (l *leader) switchTo(cancel <-chan struct{}, lead bool) bool {
 	}
 }
 
-func (l *leader) pending() int { return int(l.npend.Load()) }
+func (l *firer) pending() int { return int(l.npend.Load()) }
+
+// statusCounts reports the index's schedules by status (as of the loop's
+// latest turn).
+func (l *firer) statusCounts() map[natsched.Status]int {
+	out := map[natsched.Status]int{natsched.StatusActive: 0, natsched.StatusPaused: 0, natsched.StatusDone: 0}
+	if c := l.counts.Load(); c != nil {
+		out[natsched.StatusActive], out[natsched.StatusPaused], out[natsched.StatusDone] = c[statusActive], c[statusPaused], c[statusDone]
+	}
+	return out
+}
 
 // snap asks the loop for its state; false if the term ended.
-func (l *leader) snap(ctx context.Context) (snapshot, bool) {
+func (l *firer) snap(ctx context.Context) (snapshot, bool) {
 	q := make(chan snapshot, 1)
 	select {
 	case l.query <- q:
@@ -179,7 +196,7 @@ func (l *leader) snap(ctx context.Context) (snapshot, bool) {
 	}
 }
 
-func (l *leader) poke() {
+func (l *firer) poke() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -188,9 +205,9 @@ func (l *leader) poke() {
 
 // run keeps the index and fires while leading, until ctx ends; then it
 // waits for in-flight fires.
-func (l *leader) run(ctx context.Context) {
-	log := l.s.log
-	l.timer = l.s.clock.AfterFunc(time.Hour, l.poke)
+func (l *firer) run(ctx context.Context) {
+	log := l.log
+	l.timer = l.clock.AfterFunc(time.Hour, l.poke)
 	l.timer.Stop()
 	var ending []chan struct{} // term ends waiting for in-flight fires
 	defer close(l.stopped)
@@ -212,7 +229,7 @@ func (l *leader) run(ctx context.Context) {
 		}
 	}()
 	retryLater := func() {
-		retryTimer = l.s.o.leaseClock.AfterFunc(time.Second, func() {
+		retryTimer = l.leaseClock.AfterFunc(time.Second, func() {
 			select {
 			case retry <- struct{}{}:
 			default:
@@ -223,15 +240,15 @@ func (l *leader) run(ctx context.Context) {
 	// A watch notices a server restart only when its heartbeats go
 	// missing, which takes many seconds; a reconnect is the cue to watch
 	// again at once.
-	reconnected := l.s.nc.StatusChanged(nats.CONNECTED)
-	defer l.s.nc.RemoveStatusListener(reconnected)
+	reconnected := l.nc.StatusChanged(nats.CONNECTED)
+	defer l.nc.RemoveStatusListener(reconnected)
 	for {
 		select {
 		case <-ctx.Done():
-			lease.StopWatch(l.s.nc, w)
+			lease.StopWatch(l.nc, w)
 			return
 		case <-reconnected:
-			lease.StopWatch(l.s.nc, w)
+			lease.StopWatch(l.nc, w)
 			updates, w = nil, nil
 			select {
 			case retry <- struct{}{}:
@@ -240,10 +257,10 @@ func (l *leader) run(ctx context.Context) {
 			continue
 		case <-retry:
 			var err error
-			if l.watchFrom, err = l.s.bucketLastSeq(opCtx(ctx)); err != nil {
+			if l.watchFrom, err = l.lastSeq(opCtx(ctx)); err != nil {
 				l.watchFrom = 0 // lists wait for the watch to deliver what they need
 			}
-			if w, err = l.s.kv.WatchAll(ctx); err != nil {
+			if w, err = l.kv.WatchAll(ctx); err != nil {
 				log.Warn("natsched: cannot watch schedules; retrying", "err", err)
 				retryLater()
 				continue
@@ -311,15 +328,19 @@ func (l *leader) run(ctx context.Context) {
 		}
 		l.rearm()
 		l.npend.Store(int64(l.idx.pending))
+		if c := l.idx.byStatusCount; l.counts.Load() == nil || *l.counts.Load() != c {
+			l.counts.Store(&c)
+		}
 	}
 }
 
-func (l *leader) apply(e js.KeyValueEntry) {
+func (l *firer) apply(e js.KeyValueEntry) {
 	if e == nil {
 		l.loadedRev = max(l.loadedRev, l.watchFrom)
 		if !l.ready {
 			l.ready = true
-			l.s.log.Debug("natsched: index loaded", "schedules", len(l.idx.byID))
+			l.loaded.Store(true)
+			l.log.Debug("natsched: index loaded", "schedules", len(l.idx.byID))
 		}
 		return
 	}
@@ -347,7 +368,7 @@ func (l *leader) apply(e js.KeyValueEntry) {
 // Only the fields that say when it is due are decoded, unless it is due
 // soon enough to keep whole: a new leader indexing a million schedules
 // spends its time here.
-func (l *leader) applyValue(id string, rev uint64, value []byte) {
+func (l *firer) applyValue(id string, rev uint64, value []byte) {
 	if value == nil {
 		l.idx.remove(id, rev)
 		return
@@ -355,13 +376,13 @@ func (l *leader) applyValue(id string, rev uint64, value []byte) {
 	sch, err := dueView(id, value)
 	if err != nil {
 		// Never fired; listed as skipped until a readable value replaces it.
-		l.s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", err)
+		l.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", err)
 		l.idx.set(id, rev, 0, statusOf(statusField(value)), nil)
 		return
 	}
 	due := engine.Due(sch, l.opts)
 	var keep *natsched.Schedule
-	if !due.IsZero() && due.Sub(l.s.now()) <= cacheHorizon {
+	if !due.IsZero() && due.Sub(l.now()) <= cacheHorizon {
 		full := new(natsched.Schedule)
 		if err := json.Unmarshal(value, full); err == nil {
 			full.Revision = rev
@@ -425,8 +446,8 @@ func dueView(id string, value []byte) (*natsched.Schedule, error) {
 // index, so that firing them needs no read of the bucket.
 const cacheHorizon = 2 * time.Minute
 
-func (l *leader) cacheable(sch *natsched.Schedule, due time.Time) *natsched.Schedule {
-	if due.IsZero() || due.Sub(l.s.now()) > cacheHorizon {
+func cacheable(sch *natsched.Schedule, due, now time.Time) *natsched.Schedule {
+	if due.IsZero() || due.Sub(now) > cacheHorizon {
 		return nil
 	}
 	return sch
@@ -446,7 +467,7 @@ const maxFreshGap = 4096
 // writes lies between what the watch has delivered and sequence last, and
 // no entry of the batch was written while it was being fired: then the
 // copies the index gave the batch are current as of last.
-func (l *leader) isFresh(last uint64, entries []*entry) bool {
+func (l *firer) isFresh(last uint64, entries []*entry) bool {
 	if len(l.own) > 2*maxFreshGap { // watch restarts skip sequences: prune
 		for seq := range l.own {
 			if seq <= l.lastRev {
@@ -471,7 +492,7 @@ func (l *leader) isFresh(last uint64, entries []*entry) bool {
 }
 
 // askFresh asks the loop; false if it is gone.
-func (l *leader) askFresh(ctx context.Context, last uint64, entries []*entry) bool {
+func (l *firer) askFresh(ctx context.Context, last uint64, entries []*entry) bool {
 	reply := make(chan bool, 1)
 	select {
 	case l.fresh <- freshReq{last: last, entries: entries, reply: reply}:
@@ -490,7 +511,7 @@ func (l *leader) askFresh(ctx context.Context, last uint64, entries []*entry) bo
 
 // answerLists answers the list requests waiting for the index to catch
 // up, once it has, and drops those whose requester gave up.
-func (l *leader) answerLists() {
+func (l *firer) answerLists() {
 	kept := l.listWait[:0]
 	for _, r := range l.listWait {
 		select {
@@ -510,7 +531,7 @@ func (l *leader) answerLists() {
 
 // candidates asks the loop for r's candidates; it waits (as long as ctx
 // allows) until the index has caught up with r.last.
-func (l *leader) candidates(ctx context.Context, r listReq) ([]string, error) {
+func (l *firer) candidates(ctx context.Context, r listReq) ([]string, error) {
 	r.reply, r.gone = make(chan []string, 1), ctx.Done()
 	select {
 	case l.lists <- r:
@@ -538,14 +559,14 @@ const batchSize = 256
 const backlogInFlight = batchSize
 
 // dispatch hands due schedules to batches, up to the in-flight limit.
-func (l *leader) dispatch(ctx context.Context) {
+func (l *firer) dispatch(ctx context.Context) {
 	if !l.fence.ok() {
 		return // the lease may have lapsed; the lease goroutine steps down
 	}
-	now := l.s.now().UnixNano()
-	for l.busy < l.s.o.workers {
+	now := l.now().UnixNano()
+	for l.busy < l.workers {
 		var batch []job
-		for len(batch) < batchSize && l.busy < l.s.o.workers {
+		for len(batch) < batchSize && l.busy < l.workers {
 			e := l.idx.next(now, l.busyBehind < backlogInFlight)
 			if e == nil {
 				break
@@ -571,17 +592,17 @@ func (l *leader) dispatch(ctx context.Context) {
 			defer l.wg.Done()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fireTimeout)
 			defer cancel()
-			l.results <- l.fireBatch(fctx, batch) // never blocks: batches in flight <= workers
+			l.results <- l.fire(fctx, batch) // never blocks: batches in flight <= workers
 		}()
 	}
 }
 
 // rearm points the one timer at the earliest due time of what dispatch
 // may take.
-func (l *leader) rearm() {
+func (l *firer) rearm() {
 	due := l.idx.nextDue(l.busyBehind < backlogInFlight)
 	lapsed := !l.fence.ok()
-	if due == 0 || !l.leading || lapsed || l.busy >= l.s.o.workers {
+	if due == 0 || !l.leading || lapsed || l.busy >= l.workers {
 		// Nothing to wait for, or a worker's result or the next lease
 		// renewal (which pokes the loop) will wake it.
 		if l.timerAt != 0 {
@@ -594,137 +615,32 @@ func (l *leader) rearm() {
 		return
 	}
 	l.timerAt = due
-	l.timer.Reset(time.Unix(0, due).Sub(l.s.now()))
+	l.timer.Reset(time.Unix(0, due).Sub(l.now()))
 }
 
-// fire fires what is due of schedule id: read it, step it, publish its
-// occurrences, record the new state with compare-and-set. rev is the
-// revision the index knew.
-func (l *leader) fire(ctx context.Context, e *entry, rev uint64, failures int32) result {
-	s, id := l.s, e.id
-	for range maxCASAttempts {
-		sch, err := s.load(opCtx(ctx), id)
-		switch {
-		case errors.Is(err, natsched.ErrNotFound):
-			return result{rev: rev, gone: true}
-		case errors.Is(err, natsched.ErrUnreadable):
-			s.log.Error("natsched: stored schedule is unreadable; not firing it", "id", id, "err", err)
-			return result{rev: rev, unreadable: true}
-		}
-		if err != nil {
-			return l.retryLater(id, failures, rev, err)
-		}
-		read := sch.Revision
-		if mayFire(sch) {
-			if err := s.admit(id, sch); err != nil {
-				return l.refuse(ctx, id, sch, err)
-			}
-		}
-		before := *sch
-		now := s.now()
-		occs, expired, stepErr := engine.Step(sch, now, l.opts)
-		if stepErr != nil {
-			s.log.Error("natsched: schedule cannot fire", "id", id, "err", stepErr)
-		}
-		held := result{rev: read, due: unixNano(engine.Due(&before, l.opts)), status: before.Status}
-		if !l.fence.ok() {
-			s.stats.fenced.Add(1)
-			return held // the lease may have lapsed: leave it to the next leader
-		}
-		if expired {
-			err := s.kv.Delete(opCtx(ctx), id, js.LastRevision(read))
-			if errors.Is(err, js.ErrKeyRevisionMismatch) {
-				continue
-			}
-			if err != nil {
-				return l.retryLater(id, failures, read, err)
-			}
-			return result{rev: read, gone: true}
-		}
-		if len(occs) == 0 && stepErr == nil && sch.Status == before.Status &&
-			sch.NextRun.Equal(before.NextRun) && len(sch.Triggers) == len(before.Triggers) {
-			// The index was stale: nothing is due in the stored state.
-			return l.resultFor(read, sch)
-		}
-		for _, o := range occs {
-			if !l.fence.ok() {
-				s.stats.fenced.Add(1)
-				return held
-			}
-			if err := l.publish(ctx, sch, o, now); err != nil {
-				l.recordError(ctx, &before, err)
-				return l.retryLater(id, failures, read, err)
-			}
-			if hook := s.faults.afterPublish; hook != nil && hook(id) {
-				return held
-			}
-		}
-		if !l.fence.ok() {
-			s.stats.fenced.Add(1)
-			return held
-		}
-		sch.LastError = ""
-		if stepErr != nil {
-			sch.LastError = stepErr.Error()
-		}
-		sch.Revision = 0
-		b, err := s.encode(sch)
-		if err != nil {
-			return l.retryLater(id, failures, read, err)
-		}
-		nrev, err := s.kv.Update(opCtx(ctx), id, b, read)
-		if errors.Is(err, js.ErrKeyRevisionMismatch) {
-			continue // changed meanwhile: step the new state; republishing is deduplicated
-		}
-		if err != nil {
-			return l.retryLater(id, failures, read, err)
-		}
-		s.stats.fired.Add(uint64(len(occs)))
-		sch.Revision = nrev
-		return l.wroteResult(nrev, sch)
-	}
-	return l.retryLater(id, failures, rev, errors.New("too many concurrent writers"))
+// The lease (package internal/lease, whose doc states its model) decides
+// which instance fires; the firing loop is its Holder: it fires only
+// within a term, and publishes only while the term's fence is open.
+
+// Lead starts a term safe until until.
+func (l *firer) Lead(ctx context.Context, until time.Time) bool {
+	l.m.leaseChanges.Inc()
+	l.fence.open(until)
+	return l.switchTo(ctx.Done(), true)
 }
 
-func (l *leader) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) error {
-	m := natsched.FiredMessage(sch, o)
-	pctx, cancel := context.WithTimeout(ctx, ackWait)
-	defer cancel()
-	ack, err := l.s.js.PublishMsg(pctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
-	if err != nil {
-		l.s.stats.failures.Add(1)
-		return err
-	}
-	if ack.Duplicate {
-		l.s.stats.duplicates.Add(1)
-	}
-	if now.Sub(o.FireAt()) > l.opts.MisfireThreshold {
-		l.s.stats.late.Add(1)
-	}
-	return nil
+// Extend moves the fence to until after a confirmed renewal.
+func (l *firer) Extend(until time.Time) {
+	l.fence.open(until)
+	l.poke()
 }
 
-// retryLater reschedules a failed fire with exponential backoff (capped at
-// a minute): the occurrence is never skipped.
-// failures is how many fires of it failed in a row before this one.
-func (l *leader) retryLater(id string, failures int32, rev uint64, err error) result {
-	backoff := min(maxBackoff, 100*time.Millisecond<<min(failures, 10))
-	at := l.s.now().Add(backoff).UnixNano()
-	l.s.log.Warn("natsched: fire failed; retrying", "id", id, "in", backoff, "err", err)
-	return result{rev: rev, due: at, retryAt: at, failures: failures + 1}
+// Step closes the fence at once, so that in-flight fires publish no more,
+// then ends the term once they have finished.
+func (l *firer) Step() {
+	l.m.leaseChanges.Inc()
+	l.fence.close()
+	l.switchTo(nil, false)
 }
 
-// recordError writes last_error to the unadvanced state so that users see
-// why an occurrence is late. Best effort: a conflict means someone else
-// wrote, and the next attempt records again.
-func (l *leader) recordError(ctx context.Context, before *natsched.Schedule, err error) {
-	c := before.Clone()
-	rev := c.Revision
-	c.LastError = err.Error()
-	c.Revision = 0
-	b, encErr := l.s.encode(c)
-	if encErr != nil {
-		return
-	}
-	_, _ = l.s.kv.Update(opCtx(ctx), c.ID, b, rev)
-}
+var _ lease.Holder = (*firer)(nil)
