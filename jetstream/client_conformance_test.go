@@ -16,8 +16,10 @@ import (
 // suite's fake clock (the API reads the same clock, so "in" and triggers
 // are accepted in simulated time). Outages restart the scheduler; the
 // client, on a connection of its own, carries on with the next instance.
+//
+// Not parallel: it runs before the package's parallel tests rather than
+// adding a third scheduler's load to their timing-sensitive ones.
 func TestClientConformance(t *testing.T) {
-	t.Parallel()
 	schedulertest.Run(t, func(t *testing.T) *schedulertest.Harness {
 		h, srv := conformanceHarness(t)
 		c, err := client.New(srv.Conn(t), client.WithTimeout(15*time.Second))
