@@ -76,6 +76,11 @@ func (s Schedule) MarshalJSON() ([]byte, error) {
 		Revision: s.Revision, LastError: s.LastError, Generation: s.Generation,
 		Anchor: FormatTime(s.Anchor),
 	}
+	if s.everyZero {
+		// A zero interval that was given stays given, so that the JSON
+		// says what Validate refuses ("every: ... got 0s"), not "at".
+		w.Every = "0s"
+	}
 	for _, t := range s.Triggers {
 		w.Triggers = append(w.Triggers, FormatTime(t))
 	}
