@@ -224,6 +224,7 @@ func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error
 		return nil, natsched.Invalid("id", "%q in the body does not match %q in the subject", natsched.Truncate(sch.ID), id)
 	}
 	sch.ID = id
+	traceFrom(sch, req.Headers())
 	return a.st.put(ctx, sch, putOptions{accepted: accepted})
 }
 
