@@ -161,7 +161,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet, opts ...FlagOption) {
 		aliases := d.aliases
 		if d.field == fServer {
 			for _, a := range c.serverAliases {
-				fs.Var(v, a, "the same as --server")
+				fs.Var(v, a, "NATS server `URL`s: the same as --server")
 			}
 		}
 		for _, a := range aliases {
