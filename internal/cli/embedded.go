@@ -85,6 +85,11 @@ func (f *serverFlags) embeddedOptions() error {
 		return usagef("%s apply to --nats/--server, or to an embedded server whose --config requires authentication; this one requires none",
 			strings.Join(given, ", "))
 	}
+	f.auth = auth
+	if auth && f.settings.AuthMethod() == "none" {
+		return usagef("--config %s requires authentication, and natsched server connects to it as a client: "+
+			"give it the credentials of a user the file allows (--user/--password, --token, --nkey, --creds or a --context without a url)", f.config)
+	}
 	return nil
 }
 

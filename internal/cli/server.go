@@ -120,6 +120,7 @@ type serverFlags struct {
 	embedded         bool
 	set              map[string]bool
 	serverOpts       *server.Options // the embedded server's, from --config and the flags
+	auth             bool            // the embedded server requires authentication
 	host             string          // the embedded server's listen host
 	listenAddr       string          // and its address as given, for messages
 	rules            []natschedjs.AllowRule
@@ -256,9 +257,10 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		nc, err = nats.Connect(url, append(append(connOpts, nats.InProcessServer(srv)), auth...)...)
 		if err != nil {
 			shutdownEmbedded(srv)
-			if isAuthError(err) {
-				return fmt.Errorf("connect to the embedded server: %w (credentials: %s; the --config decides who may connect: "+
-					"give natsched server a user it allows with --user/--password, --token, --nkey or --creds)", err, f.settings.AuthMethod())
+			if f.auth {
+				// In process, a refusal often reads as a closed pipe.
+				return fmt.Errorf("connect to the embedded server: %w (it requires authentication and refused natsched's credentials: %s; "+
+					"the --config decides who may connect)", err, f.settings.AuthMethod())
 			}
 			return fmt.Errorf("connect to the embedded server: %w", err)
 		}
