@@ -326,4 +326,3 @@ func TestCredsFile(t *testing.T) {
 	fmt.Fprint(&tr, d.logs.String())
 	tr.noSecrets(t, seeds...)
 }
-

@@ -107,7 +107,8 @@ replay publishes to, and its error. --json adds headers and data (base64).`,
 }
 
 // readDead reads the dead-letter stream from its first message to the last
-// one stored when it started, with an ordered consumer.
+// one stored when it started (or none is pending), with an ordered
+// consumer.
 func readDead(ctx context.Context, c *conn) ([]deadEntry, error) {
 	n := c.names()
 	jsc, err := c.jetStream()
@@ -155,7 +156,8 @@ func readDead(ctx context.Context, c *conn) ([]deadEntry, error) {
 				d.ID = m.Headers().Get(natsched.HeaderID)
 			}
 			out = append(out, d)
-			if meta.Sequence.Stream >= last {
+			// Nothing pending for the consumer: the end, as of now.
+			if meta.Sequence.Stream >= last || meta.NumPending == 0 {
 				return out, nil
 			}
 		}

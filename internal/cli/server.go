@@ -44,7 +44,11 @@ const (
 )
 
 func serverCommand(e *env) *cobra.Command {
-	var f serverFlags
+	return serverCommandFor(e, &serverFlags{})
+}
+
+// serverCommandFor binds the server command's flags to f.
+func serverCommandFor(e *env, f *serverFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server [flags]",
 		Short: "run the scheduler daemon (with an embedded NATS server unless told to join one)",
@@ -75,7 +79,7 @@ joins what its flags, $NATS_URL or $NATS_CONTEXT say.`,
 			// the default handling, so a second one kills it.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, stop, &f, log)
+			return serve(ctx, stop, f, log)
 		},
 	}
 	fs := cmd.Flags()
