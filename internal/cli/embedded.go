@@ -18,7 +18,7 @@ func (f *serverFlags) embeddedOptions() error {
 	if f.config != "" {
 		var err error
 		if opts, err = server.ProcessConfigFile(f.config); err != nil {
-			return usagef("--config %s: %v", f.config, err)
+			return usagef("--config %s: %s", f.config, strings.TrimSpace(err.Error()))
 		}
 	}
 	auth := requiresAuth(opts)
