@@ -1,6 +1,11 @@
 // Package cli is the natsched command: the daemon (`natsched server`), the
-// client commands that speak the wire API (add, ls, get, cancel, pause,
-// resume, trigger, status) and the local cron checker (next).
+// client commands that speak the wire API (add, edit, ls, get, cancel,
+// pause, resume, trigger, status), the day-2 commands that read the
+// streams (tail, dead), the local cron checker (next), version and bench.
+//
+// The command line is built with spf13/cobra: help and shell completion
+// are generated from the flag definitions, and the connection flags come
+// from internal/natsconn, shared with bench.
 //
 // Exit status: 0 on success, 1 on a server-side error (an error reply, a
 // timeout, a connection failure), 2 on a usage error (unknown command or
@@ -11,11 +16,15 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"github.com/natsched/natsched/internal/bench"
 	"io"
+	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/natsched/natsched/internal/natsconn"
 )
 
 // Exit statuses.
@@ -33,36 +42,7 @@ type env struct {
 	getenv         func(string) string
 }
 
-// command is one subcommand.
-type command struct {
-	name    string
-	summary string
-	usage   string // full help text, printed for -h
-	run     func(ctx context.Context, e *env, args []string) error
-}
-
-// commands in the order help lists them.
-var commands []*command
-
-func init() {
-	commands = []*command{
-		serverCommand, addCommand, lsCommand, getCommand,
-		verbCommand("cancel", "delete a schedule (prints it as it was)"),
-		verbCommand("pause", "pause a schedule"),
-		verbCommand("resume", "resume a paused schedule"),
-		verbCommand("trigger", "fire one extra occurrence now"),
-		nextCommand, statusCommand, benchCommand,
-	}
-}
-
-func lookup(name string) *command {
-	for _, c := range commands {
-		if c.name == name {
-			return c
-		}
-	}
-	return nil
-}
+var osGetenv = os.Getenv
 
 // usageError is a mistake in the command line: exit status 2.
 type usageError struct{ msg string }
@@ -73,39 +53,46 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// exitError carries an exit status decided elsewhere (bench's).
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 // Main runs the natsched command line and returns its exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return run(ctx, &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: osGetenv}, args)
 }
 
 func run(ctx context.Context, e *env, args []string) int {
+	root := newRoot(e)
 	args = hoistGlobalFlags(args)
-	if len(args) > 0 && args[0] == "bench" {
-		// The benchmark has its own flags; it joins a server with --nats.
-		return bench.Main(ctx, benchArgs(args[1:]), e.stdout, e.stderr)
-	}
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, mainUsage())
+		fmt.Fprint(e.stderr, helpText(root))
 		return ExitUsage
 	}
 	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			if c := lookup(args[1]); c != nil {
-				fmt.Fprint(e.stdout, c.usage)
-				return ExitOK
-			}
-			fmt.Fprintf(e.stderr, "natsched: unknown command %q\n", args[1])
-			return ExitUsage
+	case cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		// What the completion scripts call: cobra answers.
+		root.SetArgs(args)
+		if err := root.ExecuteContext(ctx); err != nil {
+			return ExitServer
 		}
-		fmt.Fprint(e.stdout, mainUsage())
 		return ExitOK
+	case "-h", "-help", "--help":
+		args = []string{"help"}
+	case "help":
+		if len(args) > 1 {
+			if c, rest, err := root.Find(args[1:]); err != nil || c == root || len(rest) > 0 {
+				fmt.Fprintf(e.stderr, "natsched: unknown command %q\nRun 'natsched help' for usage.\n", strings.Join(args[1:], " "))
+				return ExitUsage
+			}
+		}
 	}
-	c := lookup(args[0])
-	if c == nil {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == root && args[0] != "help" {
 		name, _, _ := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
 		switch {
-		case globalValueFlags[name]:
+		case isGlobalFlag(name):
 			fmt.Fprintf(e.stderr, "natsched: missing command\nRun 'natsched help' for usage.\n")
 		case strings.HasPrefix(args[0], "-"):
 			fmt.Fprintf(e.stderr, "natsched: unknown flag %s before the command\nRun 'natsched help' for usage.\n", args[0])
@@ -114,58 +101,154 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		return ExitUsage
 	}
-	err := c.run(ctx, e, args[1:])
+	if !cmd.DisableFlagParsing {
+		args = normalizeDashes(cmd.Flags(), args)
+	}
+	root.SetArgs(args)
+	executed, err := root.ExecuteContextC(ctx)
+	if executed == nil {
+		executed = cmd
+	}
+	name := strings.TrimPrefix(executed.CommandPath(), "natsched ")
 	var ue *usageError
+	var xe *exitError
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(e.stdout, c.usage)
-		return ExitOK
+	case errors.As(err, &xe):
+		return xe.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "natsched %s: %s\nRun 'natsched %s -h' for usage.\n", c.name, ue.msg, c.name)
+		fmt.Fprintf(e.stderr, "natsched %s: %s\nRun 'natsched %s -h' for usage.\n", name, ue.msg, name)
+		return ExitUsage
+	case errors.Is(err, natsconn.ErrUsage):
+		fmt.Fprintf(e.stderr, "natsched %s: %s\n", name, strings.TrimPrefix(err.Error(), natsconn.ErrUsage.Error()+": "))
 		return ExitUsage
 	default:
-		fmt.Fprintf(e.stderr, "natsched %s: %v\n", c.name, err)
+		fmt.Fprintf(e.stderr, "natsched %s: %v\n", name, err)
 		return ExitServer
 	}
 }
 
-func mainUsage() string {
-	var b strings.Builder
-	b.WriteString(`natsched schedules NATS messages.
-
-Usage:
-  natsched <command> [arguments] [flags]
-
-Commands:
-`)
-	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
-	}
-	b.WriteString(`  help      show this help, or 'natsched help <command>'
-
-Flags may come before or after the arguments; both -flag and --flag work.
-` + globalFlagsHelp + `
-Exit status: 0 success, 1 server-side error, 2 usage error.
-`)
-	return b.String()
+func init() {
+	// Help lists the commands in the order newRoot adds them.
+	cobra.EnableCommandSorting = false
 }
 
-const globalFlagsHelp = `Connection flags (every client command):
-  -s, --server URL   NATS URL or comma-separated list (env NATS_URL; default nats://127.0.0.1:4222);
-                     user:password@host URLs work
-  --creds FILE       NATS credentials file
-  --tls-cert FILE    client certificate (with --tls-key)
-  --tls-key FILE     client key
-  --tls-ca FILE      CA certificate(s) to verify the server
-  --prefix P         natsched prefix of the API subjects (default natsched)
-  --timeout D        request timeout (default 5s)
-`
+// newRoot builds the command tree, bound to e. Each run builds its own, so
+// that runs in one process (the tests) share no flag values.
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "natsched",
+		Short: "natsched schedules NATS messages",
+		Long: `natsched schedules NATS messages: 'natsched server' runs the scheduler
+(with an embedded NATS server unless told to join one); the other commands
+talk to it over NATS.`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		DisableAutoGenTag: true,
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(flagError)
+	root.SetHelpFunc(func(c *cobra.Command, _ []string) { fmt.Fprint(c.OutOrStdout(), helpText(c)) })
+	root.SetUsageFunc(func(c *cobra.Command) error { _, err := fmt.Fprint(c.OutOrStderr(), helpText(c)); return err })
+	root.AddCommand(
+		serverCommand(e), addCommand(e), editCommand(e), lsCommand(e), getCommand(e),
+		verbCommand(e, "cancel", "delete a schedule (prints it as it was)"),
+		verbCommand(e, "pause", "pause a schedule"),
+		verbCommand(e, "resume", "resume a paused schedule"),
+		verbCommand(e, "trigger", "fire one extra occurrence now"),
+		nextCommand(e), statusCommand(e), tailCommand(e), deadCommand(e),
+		versionCommand(e), benchCommand(e),
+	)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Short = "generate a shell completion script (bash, zsh, fish, powershell)"
+		}
+	}
+	return root
+}
+
+// flagError turns pflag's errors into usage errors in natsched's words.
+func flagError(_ *cobra.Command, err error) error {
+	var (
+		ne *pflag.NotExistError
+		ve *pflag.ValueRequiredError
+		ie *pflag.InvalidValueError
+		se *pflag.InvalidSyntaxError
+	)
+	switch {
+	case errors.As(err, &ne):
+		if s := ne.GetSpecifiedShortnames(); s != "" {
+			return usagef("unknown flag -%s", s)
+		}
+		return usagef("unknown flag --%s", ne.GetSpecifiedName())
+	case errors.As(err, &ve):
+		return usagef("flag --%s needs a value", ve.GetFlag().Name)
+	case errors.As(err, &ie):
+		return usagef("invalid value %q for flag --%s", ie.GetValue(), ie.GetFlag().Name)
+	case errors.As(err, &se):
+		return usagef("bad flag syntax: %s", se.GetSpecifiedFlag())
+	}
+	return usagef("%v", err)
+}
+
+// normalizeDashes lets long flags be written with one dash too (-json,
+// -help), as natsched always accepted: pflag reads -json as -j -s -o -n.
+// Values of flags that take one are left alone, and so is everything
+// after "--".
+func normalizeDashes(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if a == "--" {
+			break
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if len(name) > 1 && (fs.Lookup(name) != nil || name == "help") {
+				a = "-" + a
+				out[i] = a
+			}
+		}
+		// Skip the value of a flag that takes one.
+		var f *pflag.Flag
+		switch {
+		case strings.HasPrefix(a, "--") && !strings.Contains(a, "="):
+			f = fs.Lookup(a[2:])
+		case len(a) == 2 && a[0] == '-' && a[1] != '-':
+			f = fs.ShorthandLookup(a[1:])
+		}
+		if f != nil && f.NoOptDefVal == "" {
+			i++
+		}
+	}
+	return out
+}
+
+// globalFlags are the flags every connecting command takes, which may
+// also come before the command name.
+func globalFlags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("global", pflag.ContinueOnError)
+	fs.SortFlags = false
+	var cf connFlags
+	cf.register(fs)
+	return fs
+}
+
+func isGlobalFlag(name string) bool {
+	fs := globalFlags()
+	return fs.Lookup(name) != nil || len(name) == 1 && fs.ShorthandLookup(name) != nil
+}
 
 // hoistGlobalFlags lets connection flags come before the command name
 // (`natsched -s URL ls`) by moving them behind it.
 func hoistGlobalFlags(args []string) []string {
+	fs := globalFlags()
 	var lead []string
 	i := 0
 	for i < len(args) {
@@ -174,12 +257,16 @@ func hoistGlobalFlags(args []string) []string {
 			break
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !globalValueFlags[name] {
+		f := fs.Lookup(name)
+		if f == nil && len(name) == 1 {
+			f = fs.ShorthandLookup(name)
+		}
+		if f == nil {
 			break
 		}
 		lead = append(lead, a)
 		i++
-		if !hasValue && i < len(args) {
+		if !hasValue && f.NoOptDefVal == "" && i < len(args) {
 			lead = append(lead, args[i])
 			i++
 		}
@@ -187,89 +274,13 @@ func hoistGlobalFlags(args []string) []string {
 	if len(lead) == 0 || i >= len(args) {
 		return args
 	}
-	out := append([]string{args[i]}, lead...)
-	return append(out, args[i+1:]...)
-}
-
-var globalValueFlags = map[string]bool{
-	"server": true, "s": true, "creds": true, "prefix": true, "timeout": true,
-	"tls-cert": true, "tls-key": true, "tls-ca": true, "tlscert": true, "tlskey": true, "tlsca": true,
-}
-
-// newFlagSet returns a flag set that reports errors as values, not on
-// stderr, so that Main decides the exit status.
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return fs
-}
-
-// parseArgs parses args with fs, letting flags and positional arguments
-// come in any order: the standard package stops at the first positional
-// argument. A flag that takes a value consumes the next argument unless
-// written --flag=value; "--" ends the flags; "-" alone is positional. It
-// returns the positional arguments, flag.ErrHelp for -h/--help, or a
-// *usageError.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var flags, positional []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			positional = append(positional, args[i+1:]...)
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			positional = append(positional, a)
-			continue
-		}
-		body := a[1:]
-		if body[0] == '-' {
-			body = body[1:]
-		}
-		name, value, hasValue := strings.Cut(body, "=")
-		if name == "" || name[0] == '-' {
-			return nil, usagef("bad flag syntax: %s", a)
-		}
-		f := fs.Lookup(name)
-		if f == nil {
-			if name == "h" || name == "help" {
-				return nil, flag.ErrHelp
-			}
-			return nil, usagef("unknown flag --%s", name)
-		}
-		if isBoolFlag(f) {
-			flags = append(flags, a)
-			continue
-		}
-		if !hasValue {
-			if i+1 >= len(args) {
-				return nil, usagef("flag --%s needs a value", name)
-			}
-			i++
-			value = args[i]
-		}
-		flags = append(flags, "-"+name+"="+value)
+	// Behind the command's path: `dead ls` is two words.
+	end := i + 1
+	if args[i] == "dead" && end < len(args) && !strings.HasPrefix(args[end], "-") {
+		end++
 	}
-	if err := fs.Parse(flags); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usagef("%s", strings.Replace(err.Error(), "for flag -", "for flag --", 1))
-	}
-	return positional, nil
-}
-
-func isBoolFlag(f *flag.Flag) bool {
-	b, ok := f.Value.(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
-}
-
-// setFlags returns the names of the flags given on the command line.
-func setFlags(fs *flag.FlagSet) map[string]bool {
-	m := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { m[f.Name] = true })
-	return m
+	out := append(append([]string{}, args[i:end]...), lead...)
+	return append(out, args[end:]...)
 }
 
 // stringList is a repeatable string flag.
@@ -282,6 +293,8 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+func (l *stringList) Type() string { return "stringList" }
+
 // wantArgs checks the count of positional arguments.
 func wantArgs(args []string, names ...string) error {
 	switch {
@@ -293,35 +306,24 @@ func wantArgs(args []string, names ...string) error {
 	return nil
 }
 
-// benchCommand is listed in help; run hands bench its arguments untouched.
-var benchCommand = &command{
-	name:    "bench",
-	summary: "measure throughput, lateness and memory, optionally against NATS server message schedules",
-	usage:   "Usage: natsched bench [--workloads spread,instant,burst,create,pending,failover,idle] [--compare-native] [--raw] [--json] [--nats URL]\n\nRun 'natsched bench -h' for every flag.\n",
-	run: func(ctx context.Context, e *env, args []string) error {
-		if code := bench.Main(ctx, benchArgs(args), e.stdout, e.stderr); code != 0 {
-			return fmt.Errorf("exit status %d", code)
-		}
-		return nil
-	},
+// exactArgs is a cobra.PositionalArgs in natsched's words.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error { return wantArgs(args, names...) }
 }
 
-// benchArgs turns the global -s/--server into bench's --nats.
-func benchArgs(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && (name == "s" || name == "server") {
-			if hasValue {
-				out = append(out, "--nats="+value)
-			} else if i+1 < len(args) {
-				out = append(out, "--nats", args[i+1])
-				i++
-			}
-			continue
+// maxArgs allows at most n positional arguments.
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usagef("unexpected argument %q", args[n])
 		}
-		out = append(out, a)
+		return nil
 	}
-	return out
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *pflag.FlagSet) map[string]bool {
+	m := map[string]bool{}
+	fs.Visit(func(f *pflag.Flag) { m[f.Name] = true })
+	return m
 }
