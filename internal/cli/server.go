@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -70,11 +71,15 @@ joins what its flags, $NATS_URL or $NATS_CONTEXT say.`,
 			if err := f.validate(e.getenv); err != nil {
 				return err
 			}
-			level := slog.LevelInfo
-			if f.verbose {
-				level = slog.LevelDebug
+			level := f.logLevel
+			if f.verbose && !f.set["log-level"] {
+				level = "debug"
 			}
-			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			log, err := newLogger(e.stderr, level, f.logFormat)
+			if err != nil {
+				return err
+			}
+			f.getenv = e.getenv
 			// The first signal stops the daemon cleanly; stop() restores
 			// the default handling, so a second one kills it.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -97,6 +102,9 @@ joins what its flags, $NATS_URL or $NATS_CONTEXT say.`,
 	fs.DurationVar(&f.fireMaxAge, "fire-max-age", natschedjs.DefaultFireMaxAge, "`D`: max age of NATSCHED_FIRE when it is created (0: none)")
 	fs.DurationVar(&f.deadMaxAge, "dead-max-age", natschedjs.DefaultDeadMaxAge, "`D`: max age of NATSCHED_DEAD when it is created (0: none)")
 	fs.Var(&f.allow, "allow", "`ID=SUBJECT`: allow schedules whose ID matches ID to target subjects matching SUBJECT (NATS wildcards; repeatable); with any rule, others get 403")
+	fs.StringVar(&f.http, "http", "", "serve GET /healthz and GET /metrics (Prometheus) on `HOST:PORT` (default: off)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "`LEVEL` of the daemon's log: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "`FORMAT` of the daemon's log: text or json")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the embedded server's notices and debug lines")
 	conn := pflag.NewFlagSet("conn", pflag.ContinueOnError)
 	conn.SortFlags = false
@@ -121,6 +129,10 @@ type serverFlags struct {
 	deadMaxAge       time.Duration
 	allow            stringList
 	verbose          bool
+	http             string // --http HOST:PORT
+	logLevel         string
+	logFormat        string
+	getenv           func(string) string
 	embedded         bool
 	set              map[string]bool
 	serverOpts       *server.Options // the embedded server's, from --config and the flags
@@ -222,6 +234,25 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		err     error
 		readyAt []any
 	)
+	var (
+		webLn net.Listener
+		reg   *prometheus.Registry
+	)
+	if f.http != "" {
+		if webLn, reg, err = listenHTTP(f.http); err != nil {
+			return err
+		}
+		defer webLn.Close()
+	}
+	stopTracing, err := startTracing(ctx, f.getenv, f.name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = stopTracing(tctx)
+	}()
 	ncClosed := make(chan struct{})
 	var closeOnce sync.Once
 	connOpts := []nats.Option{
@@ -303,7 +334,11 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 	if err != nil {
 		return errors.Join(fmt.Errorf("jetstream: %w", err), shutdown())
 	}
-	sched, err = natschedjs.New(jsc, append(f.schedulerOptions, natschedjs.WithLogger(log))...)
+	schedOpts := append(f.schedulerOptions, natschedjs.WithLogger(log))
+	if reg != nil {
+		schedOpts = append(schedOpts, natschedjs.WithRegisterer(reg))
+	}
+	sched, err = natschedjs.New(jsc, schedOpts...)
 	if err != nil {
 		if errors.Is(err, natschedjs.ErrInvalidOption) {
 			_ = shutdown()
@@ -321,6 +356,15 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		return errors.Join(fmt.Errorf("start: %w", err), shutdown())
 	}
 	readyAt = append(readyAt, "prefix", f.prefix, "instance", sched.Name())
+	if webLn != nil {
+		web := serveHTTP(webLn, sched, reg)
+		defer func() {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_ = web.stop(wctx)
+		}()
+		readyAt = append(readyAt, "http", "http://"+webLn.Addr().String())
+	}
 	if srv != nil && f.serverOpts.HTTPPort != 0 {
 		readyAt = append(readyAt, "monitor", "http://"+srv.MonitorAddr().String())
 	}

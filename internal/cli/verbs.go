@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,13 +96,34 @@ func idArg(cmd *cobra.Command, args []string) error {
 }
 
 func statusCommand(e *env) *cobra.Command {
-	var asJSON bool
-	return clientCommand(e, "status [--json]", "show who leads, how many schedules are pending, fired, late",
+	var asJSON, all bool
+	return clientCommand(e, "status [--all] [--json]", "show who leads, how many schedules are pending, fired, late",
 		`Asks one scheduler instance (whichever answers) for its view: the leader,
-schedules pending in the leader's index, occurrences fired and fired late.`,
+schedules pending in its index, occurrences fired and fired late, version,
+start time and clock offset. With --all, every instance answers (on
+<prefix>.api.status.all) and each is one row; --json prints one JSON
+object per line.`,
 		exactArgs(),
-		func(cmd *cobra.Command) { cmd.Flags().BoolVar(&asJSON, "json", false, "print the wire JSON") },
+		func(cmd *cobra.Command) {
+			cmd.Flags().BoolVar(&asJSON, "json", false, "print the wire JSON")
+			cmd.Flags().BoolVar(&all, "all", false, "ask every instance, one row each")
+		},
 		func(ctx context.Context, c *conn, _ []string) error {
+			if all {
+				bodies, err := statusAll(ctx, c)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					for _, b := range bodies {
+						if err := writeRaw(e.stdout, b); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+				return formatStatusRows(e.stdout, bodies)
+			}
 			body, err := c.scheduler().status(ctx)
 			if err != nil {
 				return err
@@ -109,6 +133,58 @@ schedules pending in the leader's index, occurrences fired and fired late.`,
 			}
 			return formatStatus(e.stdout, body)
 		})
+}
+
+// statusQuiet: status --all stops collecting once no instance has answered
+// for this long (or at the request timeout).
+const statusQuiet = 300 * time.Millisecond
+
+// statusAll asks every instance for its status and returns the replies,
+// sorted by instance name.
+func statusAll(ctx context.Context, c *conn) ([][]byte, error) {
+	inbox := c.nc.NewInbox()
+	ch := make(chan *nats.Msg, 64)
+	sub, err := c.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.nc.PublishRequest(c.prefix+".api.status.all", inbox, nil); err != nil {
+		return nil, err
+	}
+	deadline := time.NewTimer(c.timeout)
+	defer deadline.Stop()
+	quiet := time.NewTimer(c.timeout)
+	defer quiet.Stop()
+	var out [][]byte
+	for {
+		select {
+		case m := <-ch:
+			if m.Header.Get("Nats-Service-Error-Code") == "" && len(m.Data) > 0 {
+				out = append(out, m.Data)
+			}
+			quiet.Reset(statusQuiet)
+		case <-quiet.C:
+			return sortByInstance(out), nil
+		case <-deadline.C:
+			if len(out) == 0 {
+				return nil, fmt.Errorf("no natsched instance answers on %s.api.status.all within %s", c.prefix, c.timeout)
+			}
+			return sortByInstance(out), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func sortByInstance(bodies [][]byte) [][]byte {
+	name := func(b []byte) string {
+		var s struct{ Instance string }
+		_ = json.Unmarshal(b, &s)
+		return s.Instance
+	}
+	slices.SortFunc(bodies, func(a, b []byte) int { return strings.Compare(name(a), name(b)) })
+	return bodies
 }
 
 // printSchedule prints a schedule reply: raw with --json, else for humans.
