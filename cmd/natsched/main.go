@@ -9,7 +9,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/natsched/natsched/internal/cli"
+	"github.com/natsched/natsched/cmd/natsched/internal/cli"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 
-	"github.com/natsched/natsched/internal/natsconn"
+	"github.com/natsched/natsched/cmd/natsched/internal/natsconn"
 	natschedjs "github.com/natsched/natsched/jetstream"
 )
 

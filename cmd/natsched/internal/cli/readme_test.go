@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 
-	"github.com/natsched/natsched/internal/bench"
+	"github.com/natsched/natsched/cmd/natsched/internal/bench"
 )
 
 var flagInBackquotes = regexp.MustCompile("`(?:-[a-z]`/`)?(--[a-z][a-z-]*)")
@@ -22,7 +22,7 @@ var flagInBackquotes = regexp.MustCompile("`(?:-[a-z]`/`)?(--[a-z][a-z-]*)")
 // can drift from the other.
 func TestREADMEListsEveryFlag(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../../../README.md")
 	require.NoError(t, err)
 	readme := string(b)
 	start := strings.Index(readme, "\n## Command reference\n")

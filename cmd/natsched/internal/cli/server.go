@@ -22,8 +22,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/natsched/natsched"
-	"github.com/natsched/natsched/internal/natsconn"
-	"github.com/natsched/natsched/internal/storelock"
+	"github.com/natsched/natsched/cmd/natsched/internal/natsconn"
+	"github.com/natsched/natsched/cmd/natsched/internal/storelock"
 	natschedjs "github.com/natsched/natsched/jetstream"
 )
 

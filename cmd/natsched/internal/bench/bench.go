@@ -27,7 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
 
-	"github.com/natsched/natsched/internal/natsconn"
+	"github.com/natsched/natsched/cmd/natsched/internal/natsconn"
 )
 
 // Exit statuses of Main.

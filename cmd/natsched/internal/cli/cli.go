@@ -24,7 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/natsched/natsched/internal/natsconn"
+	"github.com/natsched/natsched/cmd/natsched/internal/natsconn"
 )
 
 // Exit statuses.

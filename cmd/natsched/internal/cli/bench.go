@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/natsched/natsched/internal/bench"
+	"github.com/natsched/natsched/cmd/natsched/internal/bench"
 )
 
 // benchCommand hands its arguments to bench untouched: bench has flags of
