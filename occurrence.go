@@ -1,7 +1,9 @@
 package natsched
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"hash/fnv"
 	"math"
 	"strconv"
@@ -20,6 +22,10 @@ type Occurrence struct {
 	Run        int64         // 1-based number of the fire, triggers included
 	Jitter     time.Duration // delay applied after Planned
 	Trigger    bool          // fired by Trigger rather than by the schedule
+	// TraceParent is the fired message's W3C traceparent when a tracer
+	// recorded a span for the fire; empty, FiredMessage derives one (see
+	// OccurrenceTraceParent).
+	TraceParent string
 }
 
 // FireAt is when the occurrence is published: Planned + Jitter.
@@ -94,7 +100,66 @@ func FiredMessage(s *Schedule, o Occurrence) *Message {
 	if s.Jitter > 0 {
 		h.Set(HeaderJitter, o.Jitter.String())
 	}
+	tp := o.TraceParent
+	if tp == "" {
+		tp = OccurrenceTraceParent(s, o)
+	}
+	h.Set(HeaderTraceParent, tp)
+	if s.TraceState != "" {
+		h.Set(HeaderTraceState, s.TraceState)
+	}
 	return &Message{Subject: s.Subject, Header: h, Data: s.Data}
+}
+
+// W3C trace context headers: on a put request or intake message they are
+// the creator's trace context, stored with the schedule; on a fired
+// message, the occurrence's span.
+const (
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
+)
+
+// ParseTraceParent splits a W3C traceparent ("00-<trace id>-<span
+// id>-<flags>", lower-case hex) into its trace ID, span ID and flags; ok
+// is false if it is not one (or its IDs are all zero).
+func ParseTraceParent(tp string) (traceID, spanID, flags string, ok bool) {
+	parts := strings.Split(strings.TrimSpace(tp), "-")
+	if len(parts) != 4 || parts[0] != "00" || !lowerHex(parts[1], 32) || !lowerHex(parts[2], 16) || !lowerHex(parts[3], 2) ||
+		strings.Trim(parts[1], "0") == "" || strings.Trim(parts[2], "0") == "" {
+		return "", "", "", false
+	}
+	return parts[1], parts[2], parts[3], true
+}
+
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// OccurrenceTraceParent is the traceparent of occurrence o of s when no
+// tracer records a span for its fire: the trace ID of s's stored trace
+// context (one derived from the occurrence when it has none) and a span
+// ID derived from the occurrence ID. So every fire is a distinct span of
+// the creator's trace, and a republish of one occurrence (after a
+// failover) carries the same header.
+func OccurrenceTraceParent(s *Schedule, o Occurrence) string {
+	sum := sha256.Sum256([]byte(o.MsgID()))
+	traceID, _, flags, ok := ParseTraceParent(s.TraceParent)
+	if !ok {
+		traceID, flags = hex.EncodeToString(sum[:16]), "01"
+	}
+	span := [8]byte(sum[16:24])
+	if span == [8]byte{} {
+		span[7] = 1 // all zero is not a span ID
+	}
+	return "00-" + traceID + "-" + hex.EncodeToString(span[:]) + "-" + flags
 }
 
 // MaxHeaderBytes is the most header bytes a JetStream stream stores with a

@@ -44,6 +44,10 @@ type wireSchedule struct {
 	Generation uint64      `json:"generation,omitempty"`
 	Anchor     string      `json:"anchor,omitempty"`
 	Triggers   []string    `json:"triggers,omitempty"`
+	// W3C trace context of the schedule's creator (state: set from the
+	// put request's or intake message's headers, ignored in a body).
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // FormatTime renders t as the contract does: RFC 3339 with nanoseconds, UTC;
@@ -74,7 +78,7 @@ func (s Schedule) MarshalJSON() ([]byte, error) {
 		Status: s.Status, NextRun: FormatTime(s.NextRun), LastRun: FormatTime(s.LastRun),
 		Runs: s.Runs, Created: FormatTime(s.Created), Updated: FormatTime(s.Updated),
 		Revision: s.Revision, LastError: s.LastError, Generation: s.Generation,
-		Anchor: FormatTime(s.Anchor),
+		Anchor: FormatTime(s.Anchor), TraceParent: s.TraceParent, TraceState: s.TraceState,
 	}
 	if s.everyZero {
 		// A zero interval that was given stays given, so that the JSON
@@ -145,6 +149,7 @@ func (w *wireSchedule) schedule() (Schedule, bool) {
 		Paused: w.Paused, Header: w.Header, Status: w.Status, NextRun: t(w.NextRun),
 		LastRun: t(w.LastRun), Runs: w.Runs, Created: t(w.Created), Updated: t(w.Updated),
 		Revision: w.Revision, LastError: w.LastError, Generation: w.Generation, Anchor: t(w.Anchor),
+		TraceParent: w.TraceParent, TraceState: w.TraceState,
 	}
 	if w.Data != "" {
 		data, err := base64.StdEncoding.DecodeString(w.Data)
@@ -182,6 +187,7 @@ var requestFields = map[string]bool{
 var stateFields = map[string]bool{
 	"status": true, "next_run": true, "last_run": true, "runs": true, "created": true,
 	"updated": true, "last_error": true, "generation": true, "anchor": true, "triggers": true,
+	"traceparent": true, "tracestate": true,
 }
 
 func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, error) {
@@ -307,6 +313,10 @@ func decodeSchedule(body []byte, state bool, accepted time.Time) (*Schedule, err
 			err = tim(k, v, &s.Updated)
 		case "last_error":
 			err = str(k, v, &s.LastError)
+		case "traceparent":
+			err = str(k, v, &s.TraceParent)
+		case "tracestate":
+			err = str(k, v, &s.TraceState)
 		case "generation":
 			if err = json.Unmarshal(v, &s.Generation); err != nil {
 				err = Invalid(k, "expected a non-negative integer")

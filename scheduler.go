@@ -93,6 +93,12 @@ type Schedule struct {
 	Anchor time.Time
 	// Triggers are accepted triggers that have not fired yet.
 	Triggers []time.Time
+	// TraceParent and TraceState are the W3C trace context of whoever
+	// created the schedule (the traceparent and tracestate headers of the
+	// put request or intake message): every fired occurrence is a new span
+	// of that trace.
+	TraceParent string
+	TraceState  string
 
 	// everyZero: the JSON form gave "every" as a zero duration ("0s"),
 	// which Validate refuses rather than take for "not given".

@@ -171,7 +171,9 @@ func (c *client) Registry() *natsched.Registry { return c.o.reg }
 
 // Put implements natsched.Scheduler: it sends s in the JSON form (its
 // state fields are ignored by the daemon, except Revision, which makes it
-// a compare-and-set).
+// a compare-and-set), and s.TraceParent and s.TraceState as the request's
+// traceparent and tracestate headers, which the daemon stores as the
+// creator's trace context, as an in-process Put does.
 func (c *client) Put(ctx context.Context, s *natsched.Schedule) (*natsched.Schedule, error) {
 	if s == nil {
 		return nil, natsched.Invalid("body", "nil schedule")
@@ -183,7 +185,14 @@ func (c *client) Put(ctx context.Context, s *natsched.Schedule) (*natsched.Sched
 	if err != nil {
 		return nil, fmt.Errorf("natsched/client: encode schedule %s: %w", s.ID, err)
 	}
-	return c.schedule(ctx, "put", s.ID, body)
+	var h nats.Header
+	if s.TraceParent != "" {
+		h = nats.Header{natsched.HeaderTraceParent: {s.TraceParent}}
+		if s.TraceState != "" {
+			h[natsched.HeaderTraceState] = []string{s.TraceState}
+		}
+	}
+	return c.schedule(ctx, "put", s.ID, body, h)
 }
 
 // Get implements natsched.Scheduler.
@@ -215,11 +224,11 @@ func (c *client) byID(ctx context.Context, verb, id string) (*natsched.Schedule,
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	return c.schedule(ctx, verb, id, nil)
+	return c.schedule(ctx, verb, id, nil, nil)
 }
 
-func (c *client) schedule(ctx context.Context, verb, id string, body []byte) (*natsched.Schedule, error) {
-	reply, err := c.call(ctx, verb, id, body)
+func (c *client) schedule(ctx context.Context, verb, id string, body []byte, h nats.Header) (*natsched.Schedule, error) {
+	reply, err := c.call(ctx, verb, id, body, h)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +256,7 @@ func (c *client) List(ctx context.Context, o natsched.ListOptions) (*natsched.Li
 	if err != nil {
 		return nil, err
 	}
-	reply, err := c.call(ctx, "list", o.Prefix, body)
+	reply, err := c.call(ctx, "list", o.Prefix, body, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +272,7 @@ func (c *client) List(ctx context.Context, o natsched.ListOptions) (*natsched.Li
 
 // Status asks one instance (whichever answers) for its view.
 func (c *client) Status(ctx context.Context) (*natsched.InstanceStatus, error) {
-	reply, err := c.call(ctx, "status", "", nil)
+	reply, err := c.call(ctx, "status", "", nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -274,16 +283,16 @@ func (c *client) Status(ctx context.Context) (*natsched.InstanceStatus, error) {
 	return &st, nil
 }
 
-// call sends body to <prefix>.api.<verb>[.<tail>] and returns the body of
-// a success reply.
-func (c *client) call(ctx context.Context, verb, tail string, body []byte) ([]byte, error) {
+// call sends body (with headers h) to <prefix>.api.<verb>[.<tail>] and
+// returns the body of a success reply.
+func (c *client) call(ctx context.Context, verb, tail string, body []byte, h nats.Header) ([]byte, error) {
 	subject := c.api + "." + verb
 	if tail != "" {
 		subject += "." + tail
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
-	msg, err := c.request(ctx, &nats.Msg{Subject: subject, Data: body})
+	msg, err := c.request(ctx, &nats.Msg{Subject: subject, Data: body, Header: h})
 	if err != nil {
 		return nil, c.transportError(subject, len(body), err)
 	}

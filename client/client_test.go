@@ -195,6 +195,16 @@ func TestVerbs(t *testing.T) {
 		require.Equal(t, got.Revision, again.Revision)
 	}
 
+	// The creator's trace context travels as the request's headers.
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	traced, err := s.Put(ctx, &natsched.Schedule{ID: "kind.traced", Subject: "natsched.fire.kinds", In: time.Hour,
+		TraceParent: tp, TraceState: "vendor=1"})
+	require.NoError(t, err)
+	require.Equal(t, tp, traced.TraceParent)
+	require.Equal(t, "vendor=1", traced.TraceState)
+	_, err = s.Cancel(ctx, "kind.traced")
+	require.NoError(t, err)
+
 	p, err := s.Pause(ctx, "kind.every")
 	require.NoError(t, err)
 	require.Equal(t, natsched.StatusPaused, p.Status)

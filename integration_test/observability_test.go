@@ -162,3 +162,25 @@ func TestMetricsAndHealth(t *testing.T) {
 		return code == 200
 	}, "healthy again after the reconnect")
 }
+
+// TestTraceContextThroughIntake: an intake message's traceparent is stored
+// with the schedule, not carried as a header, and the fired message is a
+// new span of that trace.
+func TestTraceContextThroughIntake(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "trace-intake", nil)
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	fired := subscribe(t, d.nc, "natsched.fire.traced")
+	d.publishIntake(t, "traced.1", nats.Header{"Natsched-Schedule": {"@in 10ms"}, "Natsched-Target": {"natsched.fire.traced"},
+		"traceparent": {parent}, "tracestate": {"v=1"}, "X-Other": {"kept"}}, "x")
+	m := next(t, fired, "the fire")
+	traceID, spanID, _, okTP := natsched.ParseTraceParent(m.Header.Get("traceparent"))
+	require.True(t, okTP, "%v", m.Header)
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", traceID, "the creator's trace")
+	require.NotEqual(t, "00f067aa0ba902b7", spanID, "a span of its own")
+	require.Equal(t, "v=1", m.Header.Get("tracestate"))
+	require.Equal(t, "kept", m.Header.Get("X-Other"))
+	got := ok(t, d.api(t, "get", "traced.1", nil))
+	require.Equal(t, parent, str(t, got, "traceparent"))
+	require.Equal(t, map[string]any{"X-Other": []any{"kept"}}, got["header"], "traceparent is not a header of the schedule")
+}

@@ -81,12 +81,17 @@ func startAPI(a *api) (*api, error) {
 		{"trigger", "trigger.>", "trigger.<id>: fire one extra occurrence now", lanes, a.byID(a.st.trigger)},
 		{"list", "list", "list: one page of every schedule (body: {\"status\",\"limit\",\"after\"})", lanes, a.list},
 		{"list_prefix", "list.>", "list.<prefix>: one page of a namespace (whole tokens)", lanes, a.list},
-		{"status", "status", "status: this instance's view (leader, pending, fired, version, started, clock offset)", 1, a.status},
+		{"status", "status", "status: one instance's view (leader, pending, fired, version, started, clock offset)", 1, a.status},
+		{"status_all", "status.all", "status.all: every instance answers with its view (no queue group)", 1, a.status},
 	} {
 		verb := strings.SplitN(ep.subject, ".", 2)[0]
 		for range ep.lanes {
-			err := g.AddEndpoint(ep.name, a.serve(verb, ep.h), micro.WithEndpointSubject(ep.subject),
-				micro.WithEndpointMetadata(map[string]string{"description": ep.description}))
+			opts := []micro.EndpointOpt{micro.WithEndpointSubject(ep.subject),
+				micro.WithEndpointMetadata(map[string]string{"description": ep.description})}
+			if ep.name == "status_all" {
+				opts = append(opts, micro.WithEndpointQueueGroupDisabled())
+			}
+			err := g.AddEndpoint(ep.name, a.serve(verb, ep.h), opts...)
 			if err != nil {
 				_ = svc.Stop()
 				return nil, fmt.Errorf("natsched: endpoint %s: %w", ep.name, err)
@@ -224,6 +229,7 @@ func (a *api) put(ctx context.Context, req micro.Request, id string) (any, error
 		return nil, natsched.Invalid("id", "%q in the body does not match %q in the subject", natsched.Truncate(sch.ID), id)
 	}
 	sch.ID = id
+	traceFrom(sch, req.Headers())
 	return a.st.put(ctx, sch, putOptions{accepted: accepted})
 }
 

@@ -586,7 +586,9 @@ func (c *Consumer) handle(msg js.Msg) {
 	}
 	m := &natsched.Message{Subject: msg.Subject(), Header: cloneHeader(msg.Headers()), Data: msg.Data()}
 	hctx, cancel := context.WithTimeout(c.base, c.cfg.AckWait)
+	hctx, end := handlerContext(hctx, c.cfg.Group, m, n)
 	err = c.dispatch(hctx, m)
+	end(err)
 	cancel()
 	switch {
 	case err == nil:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natsched/natsched"
 	"github.com/natsched/natsched/internal/engine"
@@ -66,7 +67,8 @@ type job struct {
 	read   uint64            // revision the step started from
 	nfired int
 	acks   []js.PubAckFuture
-	fireAt []time.Time // of each ack's occurrence (planned + jitter)
+	fireAt []time.Time  // of each ack's occurrence (planned + jitter)
+	spans  []trace.Span // of each ack's occurrence (nil: not recorded)
 	state  js.PubAckFuture
 	err    error
 	res    result
@@ -157,13 +159,15 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 				j.res, j.done = f.held(&j.before), true
 				break
 			}
+			span := fireSpan(ctx, j.sch, &o)
 			m := natsched.FiredMessage(j.sch, o)
 			fut, err := f.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 			if err != nil {
+				endSpan(span, err)
 				j.err = err
 				break
 			}
-			j.acks, j.fireAt = append(j.acks, fut), append(j.fireAt, o.FireAt())
+			j.acks, j.fireAt, j.spans = append(j.acks, fut), append(j.fireAt, o.FireAt()), append(j.spans, span)
 			f.countLate(now, o)
 		}
 	}
@@ -174,8 +178,12 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 		}
 		for k, fut := range j.acks {
 			ack, err := f.await(ctx, fut)
+			endSpan(j.spans[k], err)
 			if err != nil {
 				j.err = err
+				for _, span := range j.spans[k+1:] {
+					endSpan(span, err)
+				}
 				break
 			}
 			f.acked(ack, j.fireAt[k])
@@ -287,7 +295,9 @@ func (f *firing) careful(ctx context.Context, e *entry, rev uint64, failures int
 	return f.wroteResult(stored.Revision, stored)
 }
 
-func (f *firing) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) error {
+func (f *firing) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) (err error) {
+	span := fireSpan(ctx, sch, &o)
+	defer func() { endSpan(span, err) }()
 	m := natsched.FiredMessage(sch, o)
 	pctx, cancel := context.WithTimeout(ctx, ackWait)
 	defer cancel()

@@ -288,6 +288,8 @@ func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Ti
 		switch {
 		case strings.HasPrefix(lk, "nats-"):
 			// JetStream's own headers are not carried.
+		case lk == natsched.HeaderTraceParent || lk == natsched.HeaderTraceState:
+			// The creator's trace context: stored, not carried.
 		case !strings.HasPrefix(lk, "natsched-"):
 			if sch.Header == nil {
 				sch.Header = nats.Header{}
@@ -328,6 +330,7 @@ func scheduleFromHeaders(id string, h nats.Header, body []byte, accepted time.Ti
 	if sch.Subject == "" {
 		return nil, natsched.Invalid(HeaderTarget, "required: the subject to deliver to")
 	}
+	traceFrom(sch, headerGetter(h))
 	return sch, headerError(sch.Validate())
 }
 
@@ -338,3 +341,8 @@ func parseTime(field, v string) (time.Time, error) {
 	}
 	return t.UTC(), nil
 }
+
+// headerGetter reads headers whatever the case of their names.
+type headerGetter nats.Header
+
+func (h headerGetter) Get(name string) string { return headerGet(nats.Header(h), name) }

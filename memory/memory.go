@@ -447,7 +447,7 @@ func (s *Scheduler) dispatch(m *natsched.Message) (err error) {
 			err = fmt.Errorf("%w: %v", natsched.ErrHandlerPanic, r)
 		}
 	}()
-	return s.dispatcher.Dispatch(s.ctx, m)
+	return s.dispatcher.Dispatch(natsched.WithFired(s.ctx, natsched.FiredOf(m, 1)), m)
 }
 
 type item struct {

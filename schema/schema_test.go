@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
@@ -159,7 +160,7 @@ func TestRealReplies(t *testing.T) {
 
 	seen := fields{}
 	var codes []string
-	call := func(def, subject string, body any) map[string]any {
+	call := func(def, subject string, body any, hdr ...string) map[string]any {
 		t.Helper()
 		var data []byte
 		switch b := body.(type) {
@@ -170,7 +171,12 @@ func TestRealReplies(t *testing.T) {
 			data, err = json.Marshal(b)
 			require.NoError(t, err)
 		}
-		m, err := nc.Request(subject, data, 10*time.Second)
+		req := nats.NewMsg(subject)
+		req.Data = data
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		m, err := nc.RequestMsg(req, 10*time.Second)
 		require.NoError(t, err, subject)
 		isError := m.Header.Get(micro.ErrorCodeHeader) != ""
 		require.Equal(t, def == "error_reply", isError, "%s: %s", subject, m.Data)
@@ -206,6 +212,9 @@ func TestRealReplies(t *testing.T) {
 		"max_runs": 5, "misfire": "all", "catchup": "2h", "jitter": "1s"})
 	put("schema.cron", map[string]any{"cron": "0 0 9 * * MON-FRI", "tz": "Europe/Berlin", "paused": true})
 	put("schema.typed", map[string]any{"in": "1h", "type": "email.send", "data": "e30="})
+	traced := call("reply", "natsched.api.put.schema.traced", map[string]any{"subject": "natsched.fire.schema.traced", "in": "1h"},
+		"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate", "vendor=1")
+	require.Equal(t, "vendor=1", traced["tracestate"], "the put's trace context is stored")
 
 	// The other verbs.
 	call("reply", "natsched.api.get.schema.at", nil)
@@ -339,6 +348,7 @@ var requestCases = []struct {
 	{"cron", `{"subject":"natsched.fire.req","cron":"@daily","tz":"Europe/Berlin","header":{"X-A":"1","X-B":["1","2"]}}`, true},
 	{"id matches", `{"id":"agree.id","subject":"natsched.fire.req","in":"1h"}`, true},
 	{"state fields ignored", `{"subject":"natsched.fire.req","in":"1h","status":"done","runs":3,"last_error":"","generation":5,"triggers":[]}`, true},
+	{"trace context in the body is state, ignored", `{"subject":"natsched.fire.req","in":"1h","traceparent":"x","tracestate":"y"}`, true},
 	{"unknown field", `{"subject":"natsched.fire.req","in":"1h","cronn":"x"}`, false},
 	{"no subject", `{"in":"1h"}`, false},
 	{"no kind", `{"subject":"natsched.fire.req"}`, false},

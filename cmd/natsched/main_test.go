@@ -33,6 +33,10 @@ import (
 // binary is the natsched binary under test, built by TestMain.
 var binary string
 
+// configHome is the HOME and XDG_CONFIG_HOME of the subprocesses: empty, so
+// that no nats context of the machine's user leaks into the tests.
+var configHome string
+
 // Bounds of the waits: generous, because -race and two cores slow the
 // daemon down; none of them is a sleep.
 const (
@@ -49,6 +53,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "natsched")
+	configHome = filepath.Join(dir, "home")
+	if err := os.Mkdir(configHome, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	args := []string{"build", "-o", binary}
 	// Under go test -race the daemon is built with the race detector too:
 	// a race makes it exit 66 and fails the test.
@@ -90,9 +99,15 @@ func startDaemon(t *testing.T, store, listen string) *daemon {
 // It is killed in t.Cleanup if still running.
 func startServer(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv is startServer with extra environment variables.
+func startServerEnv(t *testing.T, env []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{logs: &natschedtest.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(binary, append([]string{"server"}, args...)...)
-	d.cmd.Env = childEnv()
+	d.cmd.Env = childEnv(env...)
 	stderr, err := d.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, d.cmd.Start())
@@ -150,21 +165,33 @@ func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
 	t.Logf("exited %s after %s", time.Since(start).Round(time.Millisecond), sig)
 }
 
-// childEnv is the environment of the subprocesses: no NATS_URL to
-// confuse them, and no 1 s pause at exit under -race (a race still makes
-// the exit status 66).
-func childEnv() []string {
-	return append(os.Environ(), "NATS_URL=", "GORACE=atexit_sleep_ms=0 halt_on_error=1")
+// childEnv is the environment of the subprocesses: none of the nats CLI's
+// connection variables or contexts to confuse them, and no 1 s pause at
+// exit under -race (a race still makes the exit status 66). extra comes
+// last and wins.
+func childEnv(extra ...string) []string {
+	env := append(os.Environ(), "GORACE=atexit_sleep_ms=0 halt_on_error=1", "HOME="+configHome, "XDG_CONFIG_HOME="+configHome)
+	for _, k := range []string{"NATS_URL", "NATS_CONTEXT", "NATS_CREDS", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD",
+		"NATS_TOKEN", "NATS_CERT", "NATS_KEY", "NATS_CA", "NATS_INBOX_PREFIX", "NATS_JS_DOMAIN"} {
+		env = append(env, k+"=")
+	}
+	return append(env, extra...)
 }
 
 // runBin runs the binary with args and returns its exit status, stdout
 // and stderr.
 func runBin(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runBinEnv(t, nil, args...)
+}
+
+// runBinEnv is runBin with extra environment variables (NAME=value).
+func runBinEnv(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = childEnv()
+	cmd.Env = childEnv(env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

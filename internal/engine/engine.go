@@ -7,7 +7,10 @@ package engine
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/natsched/natsched"
 )
@@ -157,6 +160,7 @@ func Accept(s, prev *natsched.Schedule, accepted, now time.Time, gen uint64) err
 	}
 	s.Generation = gen
 	s.Runs, s.LastRun, s.LastError, s.Triggers = 0, time.Time{}, "", nil
+	adoptTrace(s)
 	if s.Every > 0 {
 		if s.Anchor.IsZero() {
 			s.Anchor = s.Start
@@ -455,4 +459,33 @@ func Trigger(s *natsched.Schedule, now time.Time) error {
 	s.Triggers = append(s.Triggers, planned)
 	s.Updated = now.UTC()
 	return nil
+}
+
+// adoptTrace takes a traceparent (and tracestate) given among the
+// schedule's headers as its creator's trace context: fired messages carry a
+// traceparent of their own per occurrence, and the header would otherwise
+// repeat one span on every fire.
+func adoptTrace(s *natsched.Schedule) {
+	var tp, ts string
+	var h nats.Header
+	for k, vs := range s.Header {
+		switch {
+		case strings.EqualFold(k, natsched.HeaderTraceParent) && len(vs) > 0:
+			tp = vs[0]
+		case strings.EqualFold(k, natsched.HeaderTraceState) && len(vs) > 0:
+			ts = vs[0]
+		default:
+			if h == nil {
+				h = nats.Header{}
+			}
+			h[k] = vs
+		}
+	}
+	if tp == "" && ts == "" {
+		return
+	}
+	if _, _, _, ok := natsched.ParseTraceParent(tp); ok && s.TraceParent == "" {
+		s.TraceParent, s.TraceState = tp, ts
+	}
+	s.Header = h
 }

@@ -89,6 +89,16 @@ export interface Schedule extends ScheduleDefinition {
   anchor?: string;
   /** Accepted triggers that have not fired yet. */
   triggers?: string[];
+  /** The W3C trace context of whoever created the schedule; each fire is a new span of it. */
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** Options of a put beyond the schedule. */
+export interface PutOptions {
+  /** The creator's W3C trace context, sent as the request's traceparent (and tracestate) header. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface ListOptions {
@@ -222,9 +232,15 @@ export class NatschedClient {
   }
 
   /** Creates or replaces schedule id; with `revision`, a compare-and-set. */
-  async put(id: string, schedule: ScheduleRequest): Promise<Schedule> {
+  async put(id: string, schedule: ScheduleRequest, opts: PutOptions = {}): Promise<Schedule> {
     checkId(id);
-    return this.call<Schedule>("put", id, schedule);
+    let h: MsgHdrs | undefined;
+    if (opts.traceparent !== undefined) {
+      h = newHeaders();
+      h.set("traceparent", opts.traceparent);
+      if (opts.tracestate !== undefined) h.set("tracestate", opts.tracestate);
+    }
+    return this.call<Schedule>("put", id, schedule, h);
   }
 
   get(id: string): Promise<Schedule> {
@@ -282,7 +298,7 @@ export class NatschedClient {
     return this.call<Schedule>(verb, id, undefined);
   }
 
-  private async call<T>(verb: string, tail: string, body: unknown): Promise<T> {
+  private async call<T>(verb: string, tail: string, body: unknown, headers?: MsgHdrs): Promise<T> {
     const subject = `${this.prefix}.api.${verb}${tail === "" ? "" : "." + tail}`;
     const data = body === undefined ? undefined : encoder.encode(JSON.stringify(body));
     let msg: Msg;
@@ -291,8 +307,8 @@ export class NatschedClient {
         subject,
         data,
         this.inboxPrefix === undefined
-          ? { timeout: this.timeout }
-          : { timeout: this.timeout, noMux: true, reply: `${this.inboxPrefix}.${nuid.next()}` },
+          ? { timeout: this.timeout, headers }
+          : { timeout: this.timeout, headers, noMux: true, reply: `${this.inboxPrefix}.${nuid.next()}` },
       );
     } catch (err) {
       throw this.transportError(subject, data?.length ?? 0, err);

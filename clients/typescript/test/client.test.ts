@@ -154,6 +154,15 @@ describe("request/reply API", testTimeout, () => {
     }
   });
 
+  test("a put's trace context is stored with the schedule", async () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const s = await sched.put("ts.traced", { subject: "natsched.fire.ts.traced", in: "1h" }, { traceparent, tracestate: "vendor=1" });
+    conforms("reply", s);
+    assert.equal(s.traceparent, traceparent);
+    assert.equal(s.tracestate, "vendor=1");
+    await sched.cancel("ts.traced");
+  });
+
   test("pause, resume, list with a cursor, status", async () => {
     for (const id of ["ts.list.a", "ts.list.b", "ts.list.c"]) {
       await sched.put(id, { subject: "natsched.fire.ts.list", every: "1h" });

@@ -40,7 +40,7 @@ func TestParseArgsDefaults(t *testing.T) {
 
 func TestParseArgsFlags(t *testing.T) {
 	c, err := parseArgs([]string{"--workloads", "burst, spread,burst", "--compare-native", "--raw", "--json",
-		"--progress=false", "--spread-n", "50", "--spread-over=1s", "-burst-n", "7", "--nats", "nats://a:4222"})
+		"--progress=false", "--spread-n", "50", "--spread-over=1s", "--burst-n", "7", "--nats", "nats://a:4222"})
 	require.NoError(t, err)
 	// Canonical order, deduplicated, raw added by --raw.
 	assert.Equal(t, []string{WSpread, WBurst, WRaw}, c.workloads)
@@ -49,7 +49,8 @@ func TestParseArgsFlags(t *testing.T) {
 	assert.Equal(t, 50, c.spreadN)
 	assert.Equal(t, time.Second, c.spreadOver)
 	assert.Equal(t, 7, c.burstN)
-	assert.Equal(t, "nats://a:4222", c.natsURL)
+	url, _ := c.conn.Server()
+	assert.Equal(t, "nats://a:4222", url)
 
 	c, err = parseArgs([]string{"--workloads", "all,raw"})
 	require.NoError(t, err)

@@ -193,3 +193,30 @@ func formatStatus(w io.Writer, body []byte) error {
 	}
 	return tw.Flush()
 }
+
+// formatStatusRows prints one row per instance's status reply.
+func formatStatusRows(w io.Writer, bodies [][]byte) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tLEADING\tPENDING\tFIRED\tLATE\tVERSION\tSTARTED\tCLOCK OFFSET")
+	for _, b := range bodies {
+		var st struct {
+			Instance    string `json:"instance"`
+			IsLeader    bool   `json:"is_leader"`
+			Pending     int    `json:"pending"`
+			Fired       uint64 `json:"fired"`
+			Late        uint64 `json:"late"`
+			Version     string `json:"version"`
+			Started     string `json:"started"`
+			ClockOffset string `json:"clock_offset"`
+		}
+		if err := json.Unmarshal(b, &st); err != nil {
+			return fmt.Errorf("unreadable status reply: %v", err)
+		}
+		lead := ""
+		if st.IsLeader {
+			lead = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", st.Instance, lead, st.Pending, st.Fired, st.Late, st.Version, st.Started, st.ClockOffset)
+	}
+	return tw.Flush()
+}

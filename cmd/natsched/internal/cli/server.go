@@ -17,10 +17,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	js "github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/natsched/natsched"
-	"github.com/natsched/natsched/internal/storelock"
+	"github.com/natsched/natsched/cmd/natsched/internal/natsconn"
+	"github.com/natsched/natsched/cmd/natsched/internal/storelock"
 	natschedjs "github.com/natsched/natsched/jetstream"
 )
 
@@ -41,42 +44,84 @@ const (
 	shutdownTimeout = 4500 * time.Millisecond
 )
 
-var serverCommand = &command{
-	name:    "server",
-	summary: "run the scheduler daemon (with an embedded NATS server unless --nats)",
-	usage: `Usage: natsched server [flags]
+func serverCommand(e *env) *cobra.Command {
+	return serverCommandFor(e, &serverFlags{})
+}
 
-Runs a scheduler instance: it serves the wire API (<prefix>.api.*) and the
+// serverCommandFor binds the server command's flags to f.
+func serverCommandFor(e *env, f *serverFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "server [flags]",
+		Short: "run the scheduler daemon (with an embedded NATS server unless told to join one)",
+		Long: `Runs a scheduler instance: it serves the wire API (<prefix>.api.*) and the
 durable intake (<prefix>.in.*), and fires schedules while it holds the
-lease. Without --nats it starts an embedded nats-server with JetStream.
+lease. Unless --nats/--server, $NATS_URL or a --context with a server URL
+names a NATS system to join, it starts an embedded nats-server with
+JetStream, configured by --config, --listen, --store and --monitor. A
+non-loopback --listen needs a --config that requires authorization, or
+--insecure. With such a --config, the daemon's own connection to it uses
+the credential flags (--user/--password, --token, --nkey, --creds).
 Stops cleanly on SIGINT or SIGTERM.
 
-  --nats URL              connect to this NATS (one URL or a comma-separated list)
-                          instead of starting an embedded server
-  --store DIR             embedded server's JetStream store (default ./natsched-data),
-                          locked: one daemon per store (DIR/natsched.lock holds its PID)
-  --listen HOST:PORT      embedded server's client address (default 127.0.0.1:4222; port 0: any)
-  --prefix P              prefix of buckets, streams and subjects (default natsched)
-  --name N                instance name (default: host name and process ID)
-  --replicas 1|3          replicas of the buckets and streams it creates (default 1)
-  --lease D               leader lease TTL (default 3s); every instance should use the same
-  --fire-max-age D        max age of NATSCHED_FIRE when it is created (default 168h; 0: none)
-  --dead-max-age D        max age of NATSCHED_DEAD when it is created (default 720h; 0: none)
-                          Streams and buckets that exist keep the limits, replicas and
-                          placement their operator gave them
-  --misfire-threshold D   how late an occurrence may fire before it counts as missed (default 1s)
-  --allow ID=SUBJECT      allow schedules whose ID matches ID to target subjects matching
-                          SUBJECT (NATS wildcards; repeatable); with any rule, others get 403
-  --creds FILE, --tls-cert FILE, --tls-key FILE, --tls-ca FILE
-                          security for --nats
-  -v, --verbose           log the embedded server's notices and debug lines
-`,
-	run: runServer,
+The selected nats context ('nats context select') is not read: a daemon
+joins what its flags, $NATS_URL or $NATS_CONTEXT say.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.set = setFlags(cmd.Flags())
+			if err := f.validate(e.getenv); err != nil {
+				return err
+			}
+			level := f.logLevel
+			if f.verbose && !f.set["log-level"] {
+				level = "debug"
+			}
+			log, err := newLogger(e.stderr, level, f.logFormat)
+			if err != nil {
+				return err
+			}
+			f.getenv = e.getenv
+			// The first signal stops the daemon cleanly; stop() restores
+			// the default handling, so a second one kills it.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, stop, f, log)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.StringVar(&f.config, "config", "", "nats-server configuration `FILE` for the embedded server (accounts, users, TLS, limits)")
+	fs.StringVar(&f.store, "store", defaultStore, "embedded server's JetStream store `DIR`, locked: one daemon per store (DIR/natsched.lock holds its PID)")
+	fs.StringVar(&f.listen, "listen", defaultListen, "embedded server's client address `HOST:PORT` (port 0: any)")
+	fs.StringVar(&f.monitor, "monitor", "", "embedded server's monitoring endpoints (/varz, /connz, /jsz, ...) on `HOST:PORT`")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow a non-loopback --listen without authorization")
+	fs.StringVar(&f.prefix, "prefix", defaultPrefix, "`PREFIX` of buckets, streams and subjects")
+	fs.StringVar(&f.name, "name", "", "instance `NAME` (default: host name and process ID); its connection is named 'natsched NAME'")
+	fs.IntVar(&f.replicas, "replicas", 1, "`N` replicas (1 or 3) of the buckets and streams it creates")
+	fs.DurationVar(&f.lease, "lease", natschedjs.DefaultLeaseTTL, "leader lease `TTL`; every instance should use the same")
+	fs.DurationVar(&f.misfire, "misfire-threshold", time.Second, "`D`: how late an occurrence may fire before it counts as missed")
+	fs.DurationVar(&f.fireMaxAge, "fire-max-age", natschedjs.DefaultFireMaxAge, "`D`: max age of NATSCHED_FIRE when it is created (0: none)")
+	fs.DurationVar(&f.deadMaxAge, "dead-max-age", natschedjs.DefaultDeadMaxAge, "`D`: max age of NATSCHED_DEAD when it is created (0: none)")
+	fs.Var(&f.allow, "allow", "`ID=SUBJECT`: allow schedules whose ID matches ID to target subjects matching SUBJECT (NATS wildcards; repeatable); with any rule, others get 403")
+	fs.StringVar(&f.http, "http", "", "serve GET /healthz and GET /metrics (Prometheus) on `HOST:PORT` (default: off)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "`LEVEL` of the daemon's log: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "`FORMAT` of the daemon's log: text or json")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the embedded server's notices and debug lines")
+	conn := pflag.NewFlagSet("conn", pflag.ContinueOnError)
+	conn.SortFlags = false
+	f.conn.AddFlags(conn, natsconn.ServerAlias("nats"))
+	markConnection(conn)
+	fs.AddFlagSet(conn)
+	return cmd
 }
 
 type serverFlags struct {
-	conn             connFlags
+	conn             natsconn.Flags
+	settings         *natsconn.Settings
+	prefix           string
+	config           string
 	store, listen    string
+	monitor          string
+	insecure         bool
 	name             string
 	replicas         int
 	lease, misfire   time.Duration
@@ -84,90 +129,50 @@ type serverFlags struct {
 	deadMaxAge       time.Duration
 	allow            stringList
 	verbose          bool
+	http             string // --http HOST:PORT
+	logLevel         string
+	logFormat        string
+	getenv           func(string) string
 	embedded         bool
 	set              map[string]bool
-	host             string
-	port             int
+	serverOpts       *server.Options // the embedded server's, from --config and the flags
+	auth             bool            // the embedded server requires authentication
+	host             string          // the embedded server's listen host
+	listenAddr       string          // and its address as given, for messages
 	rules            []natschedjs.AllowRule
 	schedulerOptions []natschedjs.Option
 }
 
-func runServer(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet("server")
-	var f serverFlags
-	fs.StringVar(&f.conn.urls, "nats", "", "")
-	f.conn.registerSecurity(fs)
-	fs.StringVar(&f.conn.prefix, "prefix", defaultPrefix, "")
-	fs.StringVar(&f.store, "store", defaultStore, "")
-	fs.StringVar(&f.listen, "listen", defaultListen, "")
-	fs.StringVar(&f.name, "name", "", "")
-	fs.IntVar(&f.replicas, "replicas", 1, "")
-	fs.DurationVar(&f.lease, "lease", natschedjs.DefaultLeaseTTL, "")
-	fs.DurationVar(&f.misfire, "misfire-threshold", time.Second, "")
-	fs.DurationVar(&f.fireMaxAge, "fire-max-age", natschedjs.DefaultFireMaxAge, "")
-	fs.DurationVar(&f.deadMaxAge, "dead-max-age", natschedjs.DefaultDeadMaxAge, "")
-	fs.Var(&f.allow, "allow", "")
-	fs.BoolVar(&f.verbose, "verbose", false, "")
-	fs.BoolVar(&f.verbose, "v", false, "")
-	pos, err := parseArgs(fs, args)
+// validate checks the flags and turns them into scheduler and embedded
+// server options; a mistake is a *usageError. Nothing is bound or opened.
+func (f *serverFlags) validate(getenv func(string) string) error {
+	if f.set["nats"] {
+		if v, _ := f.conn.Server(); strings.TrimSpace(v) == "" {
+			return usagef("--nats: empty URL")
+		}
+	}
+	s, err := f.conn.Resolve(getenv, natsconn.ExplicitContextOnly)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos); err != nil {
-		return err
-	}
-	f.set = setFlags(fs)
-	if err := f.validate(); err != nil {
-		return err
-	}
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-
-	// The first signal stops the daemon cleanly; stop() restores the
-	// default handling, so a second one kills it.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, stop, &f, log)
-}
-
-// validate checks the flags and turns them into scheduler options; a
-// mistake is a *usageError.
-func (f *serverFlags) validate() error {
-	f.embedded = !f.set["nats"]
-	if !natschedjs.ValidPrefix(f.conn.prefix) {
-		return usagef("--prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", f.conn.prefix)
-	}
-	if err := f.conn.validateSecurity(); err != nil {
-		return err
+	f.settings = s
+	f.embedded = !s.External()
+	if !natschedjs.ValidPrefix(f.prefix) {
+		return usagef("--prefix %q: want one token of [A-Za-z0-9_-], at most 32 characters", f.prefix)
 	}
 	if f.embedded {
-		if f.set["creds"] || f.set["tls-cert"] || f.set["tlscert"] || f.set["tls-ca"] || f.set["tlsca"] {
-			return usagef("--creds and --tls-* apply to --nats; the embedded server has no security configured")
-		}
-		host, port, err := net.SplitHostPort(f.listen)
-		if err != nil {
-			return usagef("--listen %q: want HOST:PORT, e.g. 127.0.0.1:4222", f.listen)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil || p < 0 || p > 65535 {
-			return usagef("--listen %q: bad port", f.listen)
-		}
-		f.host, f.port = host, p
-		if f.store == "" {
-			return usagef("--store must not be empty")
-		}
-		if f.replicas > 1 {
-			return usagef("--replicas %d needs a JetStream cluster: use --nats", f.replicas)
+		if err := f.embeddedOptions(); err != nil {
+			return err
 		}
 	} else {
-		if f.set["store"] || f.set["listen"] {
-			return usagef("--store and --listen configure the embedded server; they do not go with --nats")
+		var given []string
+		for _, n := range []string{"config", "store", "listen", "monitor", "insecure"} {
+			if f.set[n] {
+				given = append(given, "--"+n)
+			}
 		}
-		if strings.TrimSpace(f.conn.urls) == "" {
-			return usagef("--nats: empty URL")
+		if len(given) > 0 {
+			return usagef("%s configure the embedded server; they do not go with --nats, --server, $NATS_URL or a context's server", strings.Join(given, ", "))
 		}
 	}
 	if f.replicas < 1 || f.replicas > 5 {
@@ -193,7 +198,7 @@ func (f *serverFlags) validate() error {
 		f.rules = append(f.rules, r)
 	}
 	f.schedulerOptions = []natschedjs.Option{
-		natschedjs.WithPrefix(f.conn.prefix),
+		natschedjs.WithPrefix(f.prefix),
 		natschedjs.WithReplicas(f.replicas),
 		natschedjs.WithLeaseTTL(f.lease),
 		natschedjs.WithMisfireThreshold(f.misfire),
@@ -210,7 +215,6 @@ func (f *serverFlags) validate() error {
 	return nil
 }
 
-// trimSentinel drops the "natsched: invalid schedule: " a wrapped
 // ErrInvalid starts with: on the command line it says nothing.
 func trimSentinel(err error) string {
 	msg := err.Error()
@@ -230,6 +234,25 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		err     error
 		readyAt []any
 	)
+	var (
+		webLn net.Listener
+		reg   *prometheus.Registry
+	)
+	if f.http != "" {
+		if webLn, reg, err = listenHTTP(f.http); err != nil {
+			return err
+		}
+		defer webLn.Close()
+	}
+	stopTracing, err := startTracing(ctx, f.getenv, f.name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = stopTracing(tctx)
+	}()
 	ncClosed := make(chan struct{})
 	var closeOnce sync.Once
 	connOpts := []nats.Option{
@@ -241,26 +264,39 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 	if f.embedded {
 		// Before the embedded server opens anything: two servers on one
 		// store corrupt it. The lock goes with the process.
-		lock, lockErr := storelock.Acquire(f.store)
+		lock, lockErr := storelock.Acquire(f.serverOpts.StoreDir)
 		if lockErr != nil {
 			return lockErr
 		}
 		defer func() { _ = lock.Release() }()
-		store, _ := filepath.Abs(f.store)
+		store, _ := filepath.Abs(f.serverOpts.StoreDir)
 		if !storelock.Supported {
 			log.Warn("natsched: this system cannot lock the store; never point two daemons at it", "store", store)
 		}
-		srv, err = startEmbedded(ctx, f, store, log)
+		f.serverOpts.StoreDir = store
+		srv, err = startEmbedded(ctx, f, log)
 		if errors.Is(err, errStopped) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		url := listenURL(srv, f.host)
-		nc, err = nats.Connect(url, append(connOpts, nats.InProcessServer(srv))...)
+		// With a --config that requires authentication, the daemon is a
+		// client like any other: the file decides what it may do.
+		auth, err := f.settings.AuthOptions()
 		if err != nil {
 			shutdownEmbedded(srv)
+			return err
+		}
+		url := listenURL(srv, f.host)
+		nc, err = nats.Connect(url, append(append(connOpts, nats.InProcessServer(srv)), auth...)...)
+		if err != nil {
+			shutdownEmbedded(srv)
+			if f.auth {
+				// In process, a refusal often reads as a closed pipe.
+				return fmt.Errorf("connect to the embedded server: %w (it requires authentication and refused natsched's credentials: %s; "+
+					"the --config decides who may connect)", err, f.settings.AuthMethod())
+			}
 			return fmt.Errorf("connect to the embedded server: %w", err)
 		}
 		readyAt = []any{"url", url, "store", store}
@@ -277,9 +313,13 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 				log.Info("natsched: reconnected to NATS", "url", c.ConnectedUrlRedacted())
 			}),
 		)
-		nc, err = nats.Connect(f.conn.urls, append(opts, f.conn.options()...)...)
+		sec, err := f.settings.Options()
 		if err != nil {
-			return fmt.Errorf("cannot connect to %s: %w", redactURLs(f.conn.urls), err)
+			return err
+		}
+		nc, err = nats.Connect(f.settings.URL, append(opts, sec...)...)
+		if err != nil {
+			return connectError(f.settings, err)
 		}
 		readyAt = []any{"url", nc.ConnectedUrlRedacted()}
 	}
@@ -290,11 +330,15 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		return shutdownAll(sched, nc, ncClosed, srv, log)
 	}
 
-	jsc, err := js.New(nc)
+	jsc, err := f.settings.JetStream(nc)
 	if err != nil {
 		return errors.Join(fmt.Errorf("jetstream: %w", err), shutdown())
 	}
-	sched, err = natschedjs.New(jsc, append(f.schedulerOptions, natschedjs.WithLogger(log))...)
+	schedOpts := append(f.schedulerOptions, natschedjs.WithLogger(log))
+	if reg != nil {
+		schedOpts = append(schedOpts, natschedjs.WithRegisterer(reg))
+	}
+	sched, err = natschedjs.New(jsc, schedOpts...)
 	if err != nil {
 		if errors.Is(err, natschedjs.ErrInvalidOption) {
 			_ = shutdown()
@@ -311,7 +355,19 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 		}
 		return errors.Join(fmt.Errorf("start: %w", err), shutdown())
 	}
-	readyAt = append(readyAt, "prefix", f.conn.prefix, "instance", sched.Name())
+	readyAt = append(readyAt, "prefix", f.prefix, "instance", sched.Name())
+	if webLn != nil {
+		web := serveHTTP(webLn, sched, reg)
+		defer func() {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_ = web.stop(wctx)
+		}()
+		readyAt = append(readyAt, "http", "http://"+webLn.Addr().String())
+	}
+	if srv != nil && f.serverOpts.HTTPPort != 0 {
+		readyAt = append(readyAt, "monitor", "http://"+srv.MonitorAddr().String())
+	}
 	log.Info("natsched: ready", readyAt...)
 
 	select {
@@ -332,25 +388,10 @@ func serve(ctx context.Context, stop func(), f *serverFlags, log *slog.Logger) e
 // errStopped: a signal came before the daemon was ready.
 var errStopped = errors.New("stopped before ready")
 
-// startEmbedded starts a nats-server with JetStream in store and waits until
-// it accepts connections, or ctx ends (errStopped).
-func startEmbedded(ctx context.Context, f *serverFlags, store string, log *slog.Logger) (*server.Server, error) {
-	name := embeddedName
-	if f.set["name"] {
-		name = f.name
-	}
-	port := f.port
-	if port == 0 {
-		port = server.RANDOM_PORT // nats-server reads 0 as its default port
-	}
-	opts := &server.Options{
-		ServerName: name,
-		Host:       f.host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   store,
-		NoSigs:     true,
-	}
+// startEmbedded starts the embedded nats-server with f.serverOpts and
+// waits until it accepts connections, or ctx ends (errStopped).
+func startEmbedded(ctx context.Context, f *serverFlags, log *slog.Logger) (*server.Server, error) {
+	opts := f.serverOpts
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
@@ -369,7 +410,7 @@ func startEmbedded(ctx context.Context, f *serverFlags, store string, log *slog.
 			if msg == "" {
 				msg = fmt.Sprintf("not ready for connections within %s", readyTimeout)
 			}
-			return nil, fmt.Errorf("embedded nats-server on %s: %s", f.listen, msg)
+			return nil, fmt.Errorf("embedded nats-server on %s: %s", f.listenAddr, msg)
 		}
 	}
 	if msg := sl.fatal(); msg != "" {

@@ -10,15 +10,12 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -28,6 +25,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/pflag"
+
+	"github.com/natsched/natsched/cmd/natsched/internal/natsconn"
 )
 
 // Exit statuses of Main.
@@ -77,7 +77,8 @@ const (
 )
 
 type config struct {
-	natsURL       string
+	conn          natsconn.Flags
+	settings      *natsconn.Settings // resolved in Main
 	workloads     []string
 	compareNative bool
 	raw           bool
@@ -138,10 +139,10 @@ stderr; the table (or, with --json, one JSON object) to stdout.
 Flags:
 `
 
-func newFlagSet(c *config, workloads *string) *flag.FlagSet {
-	fs := flag.NewFlagSet("natsched bench", flag.ContinueOnError)
+func newFlagSet(c *config, workloads *string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("natsched bench", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.natsURL, "nats", "", "`URL` of a NATS server with JetStream (comma-separated list accepted); default: an embedded server in a temp dir on 127.0.0.1, random port")
+	fs.SortFlags = false
 	fs.StringVar(workloads, "workloads", strings.Join(defaultWorkloads, ","), "comma-separated `list` of workloads to run: "+strings.Join(append(slices.Clone(defaultWorkloads), WRaw), ","))
 	fs.BoolVar(&c.compareNative, "compare-native", false, "also run spread, instant, burst and create through NATS server message schedules")
 	fs.BoolVar(&c.raw, "raw", false, "also measure raw JetStream PublishAsync throughput (the ceiling)")
@@ -162,29 +163,22 @@ func newFlagSet(c *config, workloads *string) *flag.FlagSet {
 	fs.DurationVar(&c.failoverLease, "failover-lease", 3*time.Second, "lease TTL of the instances in failover")
 	fs.DurationVar(&c.failoverEvery, "failover-every", 50*time.Millisecond, "interval of the recurring schedule in failover")
 	fs.IntVar(&c.rawN, "raw-n", 200_000, "messages published by each raw run")
+	// --nats (and -s/--server, $NATS_URL, a context) joins a NATS system
+	// with JetStream instead of an embedded server in a temp dir.
+	c.conn.AddFlags(fs, natsconn.ServerAlias("nats"))
 	return fs
+}
+
+// FlagSet is bench's flags, for documentation checks.
+func FlagSet() *pflag.FlagSet {
+	var c config
+	var w string
+	return newFlagSet(&c, &w)
 }
 
 // usage renders the help text.
 func usage() string {
-	var c config
-	var w string
-	fs := newFlagSet(&c, &w)
-	var b bytes.Buffer
-	b.WriteString(usageText)
-	fs.VisitAll(func(f *flag.Flag) {
-		name, u := flag.UnquoteUsage(f)
-		fmt.Fprintf(&b, "  --%s", f.Name)
-		if name != "" {
-			fmt.Fprintf(&b, " %s", name)
-		}
-		fmt.Fprintf(&b, "\n        %s", u)
-		if f.DefValue != "" && f.DefValue != "false" {
-			fmt.Fprintf(&b, " (default %s)", f.DefValue)
-		}
-		b.WriteString("\n")
-	})
-	return b.String()
+	return usageText + FlagSet().FlagUsagesWrapped(100)
 }
 
 // parseArgs parses the command line. It returns flag.ErrHelp for -h and a
@@ -194,7 +188,7 @@ func parseArgs(args []string) (*config, error) {
 	var workloads string
 	fs := newFlagSet(c, &workloads)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, pflag.ErrHelp) {
 			return nil, err
 		}
 		return nil, usagef("%v", err)
@@ -274,10 +268,22 @@ func parseArgs(args []string) (*config, error) {
 // not be reached or a workload failed (its row carries the error), 2 on a
 // usage error.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return MainEnv(ctx, args, os.Getenv, stdout, stderr)
+}
+
+// MainEnv is Main with the environment read through getenv ($NATS_URL,
+// $NATS_CONTEXT, ... and where the nats contexts are).
+func MainEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := parseArgs(args)
+	if err == nil {
+		cfg.settings, err = cfg.conn.Resolve(getenv, natsconn.ExplicitContextOnly)
+		if errors.Is(err, natsconn.ErrUsage) {
+			err = usagef("%s", strings.TrimPrefix(err.Error(), natsconn.ErrUsage.Error()+": "))
+		}
+	}
 	var ue *usageError
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, pflag.ErrHelp):
 		fmt.Fprint(stdout, usage())
 		return ExitOK
 	case errors.As(err, &ue):
@@ -322,6 +328,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type bench struct {
 	cfg    *config
 	url    string
+	opts   []nats.Option  // security options with --nats
 	srv    *server.Server // nil with --nats
 	dir    string         // the embedded server's store, removed by close
 	stderr io.Writer
@@ -339,11 +346,16 @@ func newBench(cfg *config, stderr io.Writer) (*bench, error) {
 	} else {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if cfg.natsURL != "" {
-		b.url = cfg.natsURL
-		nc, err := nats.Connect(b.url, nats.Name("natsched-bench probe"))
+	if cfg.settings.External() {
+		b.url = cfg.settings.URL
+		opts, err := cfg.settings.Options()
 		if err != nil {
-			return nil, fmt.Errorf("connect to %s: %w", b.url, err)
+			return nil, err
+		}
+		b.opts = opts
+		nc, err := nats.Connect(b.url, append([]nats.Option{nats.Name("natsched-bench probe")}, b.opts...)...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", natsconn.RedactURLs(b.url), err)
 		}
 		nc.Close()
 		return b, nil
@@ -403,7 +415,7 @@ func (b *bench) prefix(w string) string {
 
 // connect opens a client connection.
 func (b *bench) connect(name string, opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.Name("natsched-bench " + name), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
+	opts = append(append([]nats.Option{nats.Name("natsched-bench " + name), nats.ReconnectWait(50 * time.Millisecond)}, b.opts...), opts...)
 	nc, err := nats.Connect(b.url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -508,19 +520,6 @@ func (b *bench) run(ctx context.Context) *Report {
 }
 
 // redact drops user information from a comma-separated list of URLs.
-func redact(urls string) string {
-	var out []string
-	for u := range strings.SplitSeq(urls, ",") {
-		u = strings.TrimSpace(u)
-		if pu, err := url.Parse(u); err == nil && pu.User != nil {
-			pu.User = nil
-			u = pu.String()
-		}
-		out = append(out, u)
-	}
-	return strings.Join(out, ",")
-}
-
 func one(r Result, err error) ([]Result, error) {
 	if err != nil {
 		return nil, err
@@ -533,7 +532,7 @@ func (b *bench) env() Env {
 	if b.srv != nil {
 		e.Server = "embedded nats-server " + server.VERSION + " (same process)"
 	} else {
-		e.Server = "nats-server at " + redact(b.url)
+		e.Server = "nats-server at " + natsconn.RedactURLs(b.url)
 	}
 	e.Observe = b.cfg.observe
 	e.LoadAvgBefore = loadAvg()

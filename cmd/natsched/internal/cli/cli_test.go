@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
 
@@ -48,19 +49,29 @@ func TestParseArgs(t *testing.T) {
 		{name: "bool with value", args: []string{"--json=false", "x"}, pos: []string{"x"}},
 		{name: "unknown flag", args: []string{"x", "--nope"}, err: "unknown flag --nope"},
 		{name: "missing value", args: []string{"x", "--subject"}, err: "flag --subject needs a value"},
-		{name: "bad int", args: []string{"-n", "many"}, err: `invalid value "many" for flag --n`},
+		{name: "bad int", args: []string{"-n", "many"}, err: `invalid value "many" for flag --count`},
 		{name: "triple dash", args: []string{"---json"}, err: "bad flag syntax"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFlagSet("t")
-			subject := fs.String("subject", "", "")
-			count := fs.Int("n", 0, "")
-			asJSON := fs.Bool("json", false, "")
-			var headers stringList
+			var (
+				subject string
+				count   int
+				asJSON  bool
+				headers stringList
+			)
+			cmd := &cobra.Command{Use: "t"}
+			cmd.SetFlagErrorFunc(flagError)
+			fs := cmd.Flags()
+			fs.StringVar(&subject, "subject", "", "")
+			fs.IntVarP(&count, "count", "n", 0, "")
+			fs.BoolVar(&asJSON, "json", false, "")
 			fs.Var(&headers, "header", "")
-			pos, err := parseArgs(fs, tt.args)
+			err := cmd.ParseFlags(normalizeDashes(fs, tt.args))
+			if err != nil {
+				err = flagError(cmd, err) // as cobra's Execute does
+			}
 			if tt.err != "" {
 				require.ErrorContains(t, err, tt.err)
 				var ue *usageError
@@ -68,10 +79,10 @@ func TestParseArgs(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tt.pos, pos)
-			require.Equal(t, tt.subject, *subject)
-			require.Equal(t, tt.count, *count)
-			require.Equal(t, tt.json, *asJSON)
+			require.Equal(t, tt.pos, fs.Args())
+			require.Equal(t, tt.subject, subject)
+			require.Equal(t, tt.count, count)
+			require.Equal(t, tt.json, asJSON)
 			require.Equal(t, tt.headers, []string(headers))
 		})
 	}
@@ -80,8 +91,9 @@ func TestParseArgs(t *testing.T) {
 func TestParseArgsHelp(t *testing.T) {
 	t.Parallel()
 	for _, a := range []string{"-h", "--help", "-help"} {
-		_, err := parseArgs(newFlagSet("t"), []string{"x", a})
-		require.ErrorIs(t, err, flag.ErrHelp)
+		code, out, errOut := runCLI(t, "", "get", "x", a)
+		require.Equal(t, ExitOK, code, errOut)
+		require.Contains(t, out, "Usage:\n  natsched get ID")
 	}
 }
 
@@ -90,6 +102,8 @@ func TestHoistGlobalFlags(t *testing.T) {
 	require.Equal(t, []string{"ls", "-s", "nats://h:1", "--prefix=p", "x"},
 		hoistGlobalFlags([]string{"-s", "nats://h:1", "--prefix=p", "ls", "x"}))
 	require.Equal(t, []string{"ls"}, hoistGlobalFlags([]string{"ls"}))
+	require.Equal(t, []string{"dead", "ls", "--context", "prod", "--tlsfirst", "--json"},
+		hoistGlobalFlags([]string{"--context", "prod", "--tlsfirst", "dead", "ls", "--json"}))
 	require.Equal(t, []string{"--json", "ls"}, hoistGlobalFlags([]string{"--json", "ls"}))
 }
 
@@ -196,7 +210,7 @@ func TestUsageErrors(t *testing.T) {
 		{"cancel bad id", []string{"cancel", "a b"}, "id:"},
 		{"bad prefix", []string{"get", "a", "--prefix", "a.b"}, "--prefix"},
 		{"bad timeout", []string{"status", "--timeout", "soon"}, "--timeout"},
-		{"tls cert without key", []string{"status", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key"},
+		{"tls cert without key", []string{"status", "--tls-cert", "c.pem"}, "--tlscert and --tlskey go together"},
 		{"ls bad status", []string{"ls", "--status", "cancelled"}, "--status"},
 		{"ls negative limit", []string{"ls", "--limit", "-1"}, "--limit"},
 		{"ls bad prefix", []string{"ls", "billing.>"}, "prefix"},
@@ -265,8 +279,13 @@ func TestBench(t *testing.T) {
 	require.Contains(t, out, "--compare-native")
 	code, _, _ = runCLI(t, "", "bench", "--workloads", "nonsense")
 	require.Equal(t, ExitUsage, code)
-	require.Equal(t, []string{"--nats", "nats://x:1", "--raw", "--nats=nats://y:2"},
-		benchArgs([]string{"-s", "nats://x:1", "--raw", "--server=nats://y:2"}))
+	// bench takes the connection flags: -s is its --nats.
+	code, _, errOut := runCLI(t, "", "bench", "-s", "nats://127.0.0.1:1", "--workloads", "spread", "--progress=false")
+	require.Equal(t, ExitServer, code)
+	require.Contains(t, errOut, "connect to nats://127.0.0.1:1")
+	code, out, _ = runCLI(t, "", "help", "bench")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, "--compare-native")
 }
 
 func TestBuildPut(t *testing.T) {
@@ -319,13 +338,13 @@ func TestBuildPut(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFlagSet("add")
-			var f addFlags
-			registerAdd(fs, &f)
-			pos, err := parseArgs(fs, tt.args)
-			require.NoError(t, err)
+			fs := pflag.NewFlagSet("add", pflag.ContinueOnError)
+			var f scheduleFlags
+			registerSchedule(fs, &f)
+			require.NoError(t, fs.Parse(tt.args))
+			pos := fs.Args()
 			require.Len(t, pos, 1)
-			req, err := buildPut(pos[0], &f, setFlags(fs), strings.NewReader(tt.stdin), now)
+			req, err := buildPut(&putRequest{ID: pos[0]}, &f, setFlags(fs), strings.NewReader(tt.stdin), now, true)
 			require.NoError(t, err)
 			body, err := json.Marshal(req)
 			require.NoError(t, err)
@@ -334,10 +353,4 @@ func TestBuildPut(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
-}
-
-func TestRedactURLs(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, "nats://alice:xxxxx@h:4222,nats://h2:4222,nats://xxxxx@h3:1",
-		redactURLs("nats://alice:secret@h:4222, nats://h2:4222,nats://tok@h3:1"))
 }

@@ -25,6 +25,9 @@ type fakeService struct {
 	requests []string // subjects, in order
 	bodies   map[string][]byte
 	pageSize int
+	// bumpOnGet makes every get change the revision afterwards, as a fire
+	// between an edit's get and put does.
+	bumpOnGet bool
 }
 
 func startFake(t *testing.T, prefix string) (url string, f *fakeService) {
@@ -74,7 +77,14 @@ func (f *fakeService) handle(rest string, body []byte) *nats.Msg {
 		if strings.HasPrefix(s.Subject, "forbidden.") {
 			return errorReply(403, "target not allowed for "+id)
 		}
+		prev := f.scheds[id]
+		if s.Revision != 0 && (prev == nil || prev.Revision != s.Revision) {
+			return errorReply(409, fmt.Sprintf("revision: %d is not the current revision of %s", s.Revision, id))
+		}
 		s.Status, s.Revision, s.Created, s.Updated = natsched.StatusActive, 1, time.Now(), time.Now()
+		if prev != nil {
+			s.Revision = prev.Revision + 1
+		}
 		f.scheds[id] = s
 		return jsonReply(s)
 	case "get", "cancel", "pause", "resume", "trigger":
@@ -90,7 +100,11 @@ func (f *fakeService) handle(rest string, body []byte) *nats.Msg {
 		case "resume":
 			s.Status, s.Paused = natsched.StatusActive, false
 		}
-		return jsonReply(s)
+		reply := jsonReply(s)
+		if verb == "get" && f.bumpOnGet {
+			s.Revision++
+		}
+		return reply
 	case "list":
 		var req listRequest
 		if len(body) > 0 {
@@ -280,4 +294,28 @@ func TestNATSURLFromEnv(t *testing.T) {
 	}}
 	require.Equal(t, ExitOK, run(t.Context(), e, []string{"status"}), errOut.String())
 	require.Contains(t, out.String(), "i1")
+}
+
+func TestEditConflict(t *testing.T) {
+	t.Parallel()
+	url, f := startFake(t, "natsched")
+	code, _, errOut := runCLI(t, "", "add", "e.x", "--subject", "s.t", "--every", "1h", "-s", url)
+	require.Equal(t, ExitOK, code, errOut)
+
+	code, out, errOut := runCLI(t, "", "edit", "e.x", "--every", "2h", "--json", "-s", url)
+	require.Equal(t, ExitOK, code, errOut)
+	var got natsched.Schedule
+	require.NoError(t, json.Unmarshal([]byte(out), &got))
+	require.Equal(t, 2*time.Hour, got.Every)
+	require.EqualValues(t, 2, got.Revision)
+	require.Contains(t, string(f.bodies["put"]), `"revision":1`, "edit puts back with the revision it read")
+
+	f.mu.Lock()
+	f.bumpOnGet = true
+	f.mu.Unlock()
+	code, out, errOut = runCLI(t, "", "edit", "e.x", "--data", "new", "-s", url)
+	require.Equal(t, ExitServer, code)
+	require.Empty(t, out)
+	require.Equal(t, "natsched edit: e.x is no longer at revision 2 (changed by another writer or by a fire); "+
+		"nothing was changed: revision: 2 is not the current revision of e.x (409)\n", errOut)
 }
