@@ -42,6 +42,10 @@ func TestDaemonHTTPAndStatusAll(t *testing.T) {
 	require.Equal(t, 200, code)
 	require.JSONEq(t, `{"status":"ok"}`, body)
 
+	// Durations take days on the command line too.
+	ok(t, "add", "obs.daily", "--subject", "natsched.fire.obs", "--every", "1d", "-s", d.url)
+	require.Contains(t, ok(t, "get", "obs.daily", "--json", "-s", d.url), `"every":"24h0m0s"`)
+
 	fired := subscribe(t, d.url, "natsched.fire.obs")
 	ok(t, "add", "obs.x", "--subject", "natsched.fire.obs", "--in", "10ms", "-s", d.url)
 	receive(t, fired, "the fire")
@@ -49,7 +53,7 @@ func TestDaemonHTTPAndStatusAll(t *testing.T) {
 		_, body = get(t, web+"/metrics")
 		return strings.Contains(body, `natsched_fires_total{result="ok"} 1`)
 	}, "the fire counted")
-	for _, want := range []string{"natsched_fire_lateness_seconds_bucket", `natsched_api_requests_total{code="200",verb="put"} 1`,
+	for _, want := range []string{"natsched_fire_lateness_seconds_bucket", `natsched_api_requests_total{code="200",verb="put"} 2`,
 		"natsched_leader 1", "go_goroutines", "process_resident_memory_bytes"} {
 		require.Contains(t, body, want)
 	}

@@ -311,9 +311,9 @@ func readData(name string, stdin io.Reader) ([]byte, error) {
 }
 
 func parseDuration(field, v string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
+	d, err := natsched.ParseDuration(v)
 	if err != nil {
-		return 0, usagef("--%s %q: not a duration (use Go syntax such as 90s or 1h30m)", field, v)
+		return 0, usagef("--%s %q: not a duration (use Go syntax such as 90s or 1h30m, and d for days: 2d)", field, v)
 	}
 	if d < 0 {
 		return 0, usagef("--%s must not be negative, got %s", field, v)
