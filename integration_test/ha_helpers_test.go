@@ -257,34 +257,57 @@ type haFire struct {
 	header  nats.Header
 }
 
-// haReadStream reads every message of stream with an ordered consumer.
+// haReadStream reads every message of stream with an ordered consumer. A
+// read the cluster cannot answer right now (a stream leader election after
+// a fault: no responders, a timeout) is started again, within a bound.
 func haReadStream(t *testing.T, jsc js.JetStream, stream string) []haFire {
 	t.Helper()
-	ctx := haCtx(t)
+	var out []haFire
+	var last error
+	natschedtest.Eventually(t, 30*time.Second, func() bool {
+		out, last = haTryReadStream(haCtx(t), jsc, stream)
+		return last == nil
+	}, "read stream %s (last error: %v)", stream, &last)
+	return out
+}
+
+func haTryReadStream(ctx context.Context, jsc js.JetStream, stream string) ([]haFire, error) {
 	s, err := jsc.Stream(ctx, stream)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	total := s.CachedInfo().State.Msgs
 	oc, err := jsc.OrderedConsumer(ctx, stream, js.OrderedConsumerConfig{})
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	var out []haFire
 	for uint64(len(out)) < total {
 		batch, err := oc.Fetch(int(min(total-uint64(len(out)), 500)), js.FetchMaxWait(5*time.Second))
-		require.NoError(t, err)
+		if err != nil {
+			return nil, err
+		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
 			md, err := m.Metadata()
-			require.NoError(t, err)
+			if err != nil {
+				return nil, err
+			}
 			msg := natsched.Message{Subject: m.Subject(), Header: m.Headers()}
 			out = append(out, haFire{
 				seq: md.Sequence.Stream, subject: m.Subject(), id: msg.ScheduleID(),
 				planned: msg.Planned(), stored: md.Timestamp, header: m.Headers(),
 			})
 		}
-		require.NoError(t, batch.Error())
-		require.NotZero(t, got, "reading %s stalled at %d of %d", stream, len(out), total)
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if got == 0 {
+			return nil, fmt.Errorf("reading %s stalled at %d of %d", stream, len(out), total)
+		}
 	}
-	return out
+	return out, nil
 }
 
 // haStreamMsgs returns how many messages stream holds, or -1 if JetStream
