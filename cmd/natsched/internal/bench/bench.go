@@ -47,6 +47,9 @@ const (
 	WFailover = "failover"
 	WIdle     = "idle"
 	WRaw      = "raw"
+	// WSustained is not in the default set: it stores rate x duration
+	// schedules (1.5M by default) and runs for minutes.
+	WSustained = "sustained"
 )
 
 // Systems a result row belongs to.
@@ -100,6 +103,9 @@ type config struct {
 	failoverLease time.Duration
 	failoverEvery time.Duration
 	rawN          int
+	cpuProfile    string
+	sustainedRate int
+	sustainedFor  time.Duration
 }
 
 func (c *config) wants(w string) bool { return slices.Contains(c.workloads, w) }
@@ -128,6 +134,9 @@ scheduler and a subscriber in this process. Workloads:
   failover  two instances, the leader's connection is cut: gap between the
             last fire before and the first fire after
   idle      N pending schedules, nothing due: messages/s and CPU
+  sustained (not in the default set) --sustained-rate fires/s offered for
+            --sustained-for, schedules stored ahead: fires/s achieved, p99
+            lateness per 5s of planned time, and whether it stays bounded
 
 With --compare-native, spread, instant, burst and create also run through
 NATS server message schedules (a stream with AllowMsgSchedules, Nats-Schedule
@@ -143,7 +152,7 @@ func newFlagSet(c *config, workloads *string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("natsched bench", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	fs.StringVar(workloads, "workloads", strings.Join(defaultWorkloads, ","), "comma-separated `list` of workloads to run: "+strings.Join(append(slices.Clone(defaultWorkloads), WRaw), ","))
+	fs.StringVar(workloads, "workloads", strings.Join(defaultWorkloads, ","), "comma-separated `list` of workloads to run: "+strings.Join(append(slices.Clone(defaultWorkloads), WRaw, WSustained), ","))
 	fs.BoolVar(&c.compareNative, "compare-native", false, "also run spread, instant, burst and create through NATS server message schedules")
 	fs.BoolVar(&c.raw, "raw", false, "also measure raw JetStream PublishAsync throughput (the ceiling)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print one JSON object instead of the table")
@@ -163,6 +172,9 @@ func newFlagSet(c *config, workloads *string) *pflag.FlagSet {
 	fs.DurationVar(&c.failoverLease, "failover-lease", 3*time.Second, "lease TTL of the instances in failover")
 	fs.DurationVar(&c.failoverEvery, "failover-every", 50*time.Millisecond, "interval of the recurring schedule in failover")
 	fs.IntVar(&c.rawN, "raw-n", 200_000, "messages published by each raw run")
+	fs.IntVar(&c.sustainedRate, "sustained-rate", 50_000, "fires per second offered in sustained")
+	fs.DurationVar(&c.sustainedFor, "sustained-for", 30*time.Second, "how long sustained offers its rate")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (scheduler, client and embedded server) to `FILE`, for go tool pprof")
 	// --nats (and -s/--server, $NATS_URL, a context) joins a NATS system
 	// with JetStream instead of an embedded server in a temp dir.
 	c.conn.AddFlags(fs, natsconn.ServerAlias("nats"))
@@ -196,7 +208,7 @@ func parseArgs(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q", fs.Arg(0))
 	}
-	known := append(slices.Clone(defaultWorkloads), WRaw)
+	known := append(slices.Clone(defaultWorkloads), WRaw, WSustained)
 	seen := map[string]bool{}
 	for w := range strings.SplitSeq(workloads, ",") {
 		w = strings.TrimSpace(w)
@@ -232,6 +244,7 @@ func parseArgs(args []string) (*config, error) {
 		{"spread-n", c.spreadN}, {"instant-n", c.instantN}, {"burst-n", c.burstN},
 		{"create-n", c.createN}, {"create-concurrency", c.createConc},
 		{"pending-n", c.pendingN}, {"idle-n", c.idleN}, {"raw-n", c.rawN},
+		{"sustained-rate", c.sustainedRate},
 	}
 	for _, p := range positive {
 		if p.v < 1 {
@@ -239,6 +252,8 @@ func parseArgs(args []string) (*config, error) {
 		}
 	}
 	switch {
+	case c.sustainedFor < time.Second:
+		return nil, usagef("--sustained-for must be at least 1s, got %s", c.sustainedFor)
 	case c.spreadOver <= 0:
 		return nil, usagef("--spread-over must be positive, got %s", c.spreadOver)
 	case c.idleFor <= 0:
@@ -300,6 +315,14 @@ func MainEnv(ctx context.Context, args []string, getenv func(string) string, std
 		return ExitFailure
 	}
 	defer b.close()
+	if cfg.cpuProfile != "" {
+		stop, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "natsched bench: %v\n", err)
+			return ExitFailure
+		}
+		defer stop()
+	}
 	rep := b.run(ctx)
 	rep.WallSeconds = round(time.Since(started).Seconds(), 1)
 	if cfg.jsonOut {
@@ -499,6 +522,9 @@ func (b *bench) run(ctx context.Context) *Report {
 			if b.cfg.compareNative {
 				add(w, SystemNative, func(ctx context.Context) ([]Result, error) { return one(b.nativeFires(ctx, w, n, 0)) })
 			}
+		case WSustained:
+			n, over := b.cfg.sustainedRate*int(b.cfg.sustainedFor/time.Second), b.cfg.sustainedFor
+			add(w, SystemNatsched, func(ctx context.Context) ([]Result, error) { return one(b.natschedFires(ctx, w, n, over)) })
 		case WCreate:
 			add(w, SystemNatsched, b.natschedCreate)
 			if b.cfg.compareNative {

@@ -311,7 +311,7 @@ func (b *bench) natschedFires(ctx context.Context, w string, n int, over time.Du
 	}
 	defer stopObs()
 
-	bulk := w == WBurst
+	bulk := w == WBurst || w == WSustained
 	lead := leadTime(n)
 	if bulk {
 		lead = bulkLeadTime(n)
@@ -369,6 +369,10 @@ func fillFires(res *Result, w string, as []arrival, t0 time.Time) {
 		return
 	}
 	res.LatenessMs = latenessOf(latenesses(as))
+	if w == WSustained {
+		fillSustained(res, as, t0)
+		return
+	}
 	if w != WBurst {
 		return
 	}

@@ -64,6 +64,10 @@ type Result struct {
 	LastMs  *float64 `json:"last_ms,omitempty"`
 	// burst: fires per second from the due instant to the last fire.
 	PerSecondFromDue *float64 `json:"per_second_from_due,omitempty"`
+	// sustained: p99 lateness of each window of planned time, and
+	// whether lateness stayed bounded (see fillSustained).
+	WindowP99Ms []float64 `json:"window_p99_ms,omitempty"`
+	Bounded     *bool     `json:"bounded,omitempty"`
 	// create: request latency.
 	LatencyMs *Lateness `json:"latency_ms,omitempty"`
 	// pending.
