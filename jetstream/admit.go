@@ -1,7 +1,6 @@
 package jetstream
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/natsched/natsched"
@@ -39,17 +38,31 @@ func (r *rules) admit(key string, sch *natsched.Schedule) error {
 	return r.checkFired(sch)
 }
 
-// encode renders a schedule for the bucket and checks it fits.
+// encode renders a schedule for the bucket and checks that it, and every
+// message it fires, fits.
 func (r *rules) encode(sch *natsched.Schedule) ([]byte, error) {
-	b, err := json.Marshal(sch)
+	b, err := r.encodeState(sch)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkFired(sch); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// encodeState renders a schedule for the bucket and checks that it fits:
+// for the state a fire records, whose fired messages admit checked just
+// before (and checks again before the next fire).
+func (r *rules) encodeState(sch *natsched.Schedule) ([]byte, error) {
+	// MarshalJSON directly: json.Marshal would compact and re-validate
+	// its output, a second pass over every state written on a fire.
+	b, err := sch.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
 	if limit := r.maxPayload(); len(b) > limit {
 		return nil, fmt.Errorf("%w: data: the schedule takes %d bytes stored, over the server's max payload of %d", natsched.ErrTooLarge, len(b), limit)
-	}
-	if err := r.checkFired(sch); err != nil {
-		return nil, err
 	}
 	return b, nil
 }
