@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,6 +56,13 @@ type firing struct {
 	// fresh asks the firer whether the index's copies of entries are
 	// current as of bucket sequence last.
 	fresh func(ctx context.Context, last uint64, entries []*entry) bool
+	// batched: the schedules bucket's stream takes fast batches, so a
+	// batch's states are written with one PubAck (see writeStates).
+	batched   atomic.Bool
+	schedules js.Stream
+	sending   sync.Mutex // one fast batch at a time is being sent
+	own       *ownSeqs   // the firer's: writes made, for freshness
+	writes    writesInFlight
 }
 
 // job is one schedule of a batch.
@@ -69,7 +79,7 @@ type job struct {
 	acks   []js.PubAckFuture
 	fireAt []time.Time  // of each ack's occurrence (planned + jitter)
 	spans  []trace.Span // of each ack's occurrence (nil: not recorded)
-	state  js.PubAckFuture
+	state  *nats.Msg    // the new state's write
 	err    error
 	res    result
 	done   bool
@@ -200,31 +210,18 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 			continue
 		}
 		j.sch.Revision = 0
-		b, err := f.rules.encode(j.sch)
-		if err == nil {
-			j.state, err = f.js.PublishMsgAsync(&nats.Msg{Subject: f.st.names.kvSubject(j.e.id), Data: b},
-				js.WithExpectLastSequencePerSubject(j.read))
-		}
+		b, err := f.rules.encodeState(j.sch)
 		if err != nil {
 			j.res, j.done = f.retryLater(j.e.id, j.failures, j.read, err), true
+			continue
 		}
+		j.state = &nats.Msg{Subject: f.st.names.kvSubject(j.e.id), Data: b,
+			Header: nats.Header{js.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(j.read, 10)}}}
 	}
+	f.writeStates(ctx, jobs)
 	out := make([]result, 0, len(jobs))
 	for i := range jobs {
 		j := &jobs[i]
-		if !j.done {
-			ack, err := f.await(ctx, j.state)
-			switch {
-			case err == nil:
-				f.stats.fired.Add(uint64(j.nfired))
-				j.sch.Revision = ack.Sequence
-				j.res = f.wroteResult(ack.Sequence, j.sch)
-			case isConflict(err):
-				j.res = f.careful(ctx, j.e, j.rev, j.failures)
-			default:
-				j.res = f.retryLater(j.e.id, j.failures, j.read, err)
-			}
-		}
 		j.res.e = j.e
 		out = append(out, j.res)
 	}
@@ -458,11 +455,19 @@ func (f *firing) cachedAndFresh(ctx context.Context, jobs []job) bool {
 		}
 		entries[i] = jobs[i].e
 	}
+	sent := f.writes.issued()
 	last, err := f.st.lastSeq(opCtx(ctx))
 	if err != nil {
 		return false
 	}
-	return f.fresh(ctx, last, entries)
+	if f.fresh(ctx, last, entries) {
+		return true
+	}
+	// Other batches' state writes sent before last was asked may be
+	// below it with their PubAcks still on the way: once they are in,
+	// ask again rather than read every key.
+	wctx := opCtx(ctx)
+	return f.writes.wait(sent, wctx.Done()) && f.fresh(ctx, last, entries)
 }
 
 // opCtx bounds one request on the firing path by ackWait: a request to a

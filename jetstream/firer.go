@@ -33,6 +33,7 @@ type firer struct {
 	opts       engine.Options
 	workers    int
 	log        *slog.Logger
+	faults     *faults // for tests; never nil
 	// lastSeq is the schedules bucket's last sequence.
 	lastSeq func(ctx context.Context) (uint64, error)
 	m       *metrics
@@ -75,9 +76,10 @@ type firer struct {
 	lists    chan listReq
 	listWait []listReq
 	// own holds the bucket sequences of state writes this leader made and
-	// the watch has not delivered yet; fresh uses it to tell its own
-	// writes from anyone else's.
-	own   map[uint64]struct{}
+	// the watch has not delivered yet (the writers add them as their
+	// PubAcks come); fresh uses it to tell its own writes from anyone
+	// else's.
+	own   *ownSeqs
 	fresh chan freshReq
 }
 
@@ -143,8 +145,14 @@ func newFirer(f *firer) *firer {
 	f.idx = newIndex()
 	f.wake, f.results = make(chan struct{}, 1), make(chan []result, f.workers)
 	f.query, f.control = make(chan chan snapshot), make(chan control)
-	f.own, f.fresh, f.lists = make(map[uint64]struct{}), make(chan freshReq), make(chan listReq)
+	f.fresh, f.lists = make(chan freshReq), make(chan listReq)
+	if f.own == nil {
+		f.own = new(ownSeqs)
+	}
 	f.stopped = make(chan struct{})
+	if f.faults == nil {
+		f.faults = new(faults)
+	}
 	if f.fence == nil {
 		f.fence = newFence(f.leaseClock)
 	}
@@ -243,6 +251,10 @@ func (l *firer) run(ctx context.Context) {
 	reconnected := l.nc.StatusChanged(nats.CONNECTED)
 	defer l.nc.RemoveStatusListener(reconnected)
 	for {
+		watched := updates
+		if hold := l.faults.holdWatch; hold != nil && hold() {
+			watched = nil
+		}
 		select {
 		case <-ctx.Done():
 			lease.StopWatch(l.nc, w)
@@ -266,7 +278,7 @@ func (l *firer) run(ctx context.Context) {
 				continue
 			}
 			updates = w.Updates()
-		case e, ok := <-updates:
+		case e, ok := <-watched:
 			if !ok {
 				// The watch ended under us: watch again. The new watch
 				// replays current values; entries for keys deleted
@@ -286,7 +298,7 @@ func (l *firer) run(ctx context.Context) {
 					l.busyBehind--
 				}
 				if r.wrote && r.rev > l.lastRev {
-					l.own[r.rev] = struct{}{}
+					l.own.add(r.rev, r.rev)
 				}
 				if newer := l.idx.finish(r); newer != nil {
 					l.applyValue(r.e.id, newer.rev, newer.value)
@@ -346,7 +358,7 @@ func (l *firer) apply(e js.KeyValueEntry) {
 	}
 	rev := e.Revision()
 	l.lastRev = max(l.lastRev, rev)
-	delete(l.own, rev)
+	l.own.forget(l.lastRev)
 	var value []byte
 	if e.Operation() == js.KeyValuePut {
 		value = e.Value()
@@ -460,28 +472,13 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// maxFreshGap bounds how many unseen sequences isFresh will vouch for.
-const maxFreshGap = 4096
-
 // isFresh reports whether nothing but this leader's own acknowledged state
 // writes lies between what the watch has delivered and sequence last, and
 // no entry of the batch was written while it was being fired: then the
 // copies the index gave the batch are current as of last.
 func (l *firer) isFresh(last uint64, entries []*entry) bool {
-	if len(l.own) > 2*maxFreshGap { // watch restarts skip sequences: prune
-		for seq := range l.own {
-			if seq <= l.lastRev {
-				delete(l.own, seq)
-			}
-		}
-	}
-	if last > l.lastRev+maxFreshGap {
+	if !l.own.covers(l.lastRev+1, last) {
 		return false
-	}
-	for seq := l.lastRev + 1; seq <= last; seq++ {
-		if _, ok := l.own[seq]; !ok {
-			return false
-		}
 	}
 	for _, e := range entries {
 		if e.x != nil && e.x.latest != nil {

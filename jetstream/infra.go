@@ -80,6 +80,11 @@ type infra struct {
 
 	kv, leaseKV js.KeyValue // the schedules and lease buckets
 	markers     bool        // the lease bucket announces expiries
+	// schedules is the schedules bucket's stream, and batched whether it
+	// takes fast batches (see fastbatch.go): the firer's state writes then
+	// cost one PubAck a batch.
+	schedules js.Stream
+	batched   bool
 }
 
 func (inf *infra) ensure(ctx context.Context) error {
@@ -98,6 +103,9 @@ func (inf *infra) ensure(ctx context.Context) error {
 			"bucket", n.SchedulesBucket, "ttl", cfg.MaxAge)
 	}
 	inf.kv = kv
+	if err := inf.allowBatches(ctx, cfg); err != nil {
+		return err
+	}
 	if err := inf.ensureLease(ctx); err != nil {
 		return err
 	}
@@ -139,6 +147,34 @@ func (inf *infra) ensure(ctx context.Context) error {
 		return err
 	}
 	inf.checkCaptured(in, "intake messages published there are not stored", n.IntakePrefix+".>")
+	return nil
+}
+
+// allowBatches turns on fast batch publishing (allow_batched) on the
+// schedules bucket's stream, which changes nothing for what it stores or
+// for other writers. A server without it (before 2.14), or an account not
+// allowed to edit the stream, leaves the firer writing states one publish
+// each, as it says.
+func (inf *infra) allowBatches(ctx context.Context, cfg *js.StreamConfig) error {
+	name := "KV_" + inf.names.SchedulesBucket
+	st, err := inf.js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("natsched: bucket %s: %w", inf.names.SchedulesBucket, err)
+	}
+	inf.schedules = st
+	if cfg.AllowBatchPublish {
+		inf.batched = true
+		return nil
+	}
+	c := *cfg
+	c.AllowBatchPublish = true
+	updated, err := inf.js.UpdateStream(ctx, c)
+	if err == nil && updated.CachedInfo().Config.AllowBatchPublish {
+		inf.schedules, inf.batched = updated, true
+		return nil
+	}
+	inf.log.Info("natsched: the schedules bucket does not take fast batches (nats-server 2.14+, allow_batched); "+
+		"firing writes each state with its own publish", "stream", name, "err", err)
 	return nil
 }
 

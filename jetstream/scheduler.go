@@ -100,7 +100,7 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	s.rules = &rules{names: s.names, allow: o.allow, maxPayload: func() int { return int(nc.MaxPayload()) }}
 	s.loop = newFirer(&firer{
 		nc: nc, clock: o.clock, leaseClock: o.leaseClock, now: s.clk.now, opts: o.engine,
-		workers: o.workers, log: s.log, m: m,
+		workers: o.workers, log: s.log, m: m, faults: &s.faults,
 	})
 	if o.registerer != nil {
 		err := m.register(o.registerer, gauges{
@@ -289,7 +289,9 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 	r.st = &store{kv: r.inf.kv, js: s.js, names: s.names, rules: s.rules, now: s.clk.now, log: s.log,
 		candidates: s.loop.candidates}
 	fire := &firing{js: s.js, nc: s.nc, st: r.st, rules: s.rules, opts: o.engine, now: s.clk.now, m: s.m,
-		fence: s.loop.fence, stats: &s.stats, faults: &s.faults, log: s.log, fresh: s.loop.askFresh}
+		fence: s.loop.fence, stats: &s.stats, faults: &s.faults, log: s.log, fresh: s.loop.askFresh,
+		schedules: r.inf.schedules, own: s.loop.own}
+	fire.batched.Store(r.inf.batched)
 	s.loop.kv, s.loop.lastSeq, s.loop.fire = r.inf.kv, r.st.lastSeq, fire.batch
 
 	for _, cfg := range o.consumers {

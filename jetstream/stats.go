@@ -20,4 +20,8 @@ type faults struct {
 	// beforePublish runs in each batch after its read and before its
 	// first publish, where a process can be frozen.
 	beforePublish func()
+	// holdWatch, while it returns true, keeps the firing loop from taking
+	// watch events, so that the index lags the bucket (poke the loop
+	// after releasing it).
+	holdWatch func() bool
 }
