@@ -313,8 +313,13 @@ func (b *bench) natschedFires(ctx context.Context, w string, n int, over time.Du
 
 	bulk := w == WBurst || w == WSustained
 	lead := leadTime(n)
-	if bulk {
+	switch w {
+	case WBurst:
 		lead = bulkLeadTime(n)
+	case WSustained:
+		// Long enough to store and index 1.5M on a quiet 2-core machine
+		// (about 100k/s each); a run that overran says so in its notes.
+		lead = 1500*time.Millisecond + time.Duration(n)*30*time.Microsecond
 	}
 	t0 := time.Now().Add(lead)
 	planned := func(i int) time.Time {
