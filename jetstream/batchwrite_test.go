@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	js "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/natsched/natsched"
@@ -141,4 +142,41 @@ func TestCancelDuringBurstIsNotFired(t *testing.T) {
 		}
 	}
 	require.Len(t, counts, len(a)+len(b)-len(cancelled))
+}
+
+// TestExistingBucketTakesFastBatches: a schedules bucket made before
+// natsched used fast batches (no allow_batched) gets the flag at start,
+// keeps what it stores, and a burst records its states in batches.
+func TestExistingBucketTakesFastBatches(t *testing.T) {
+	t.Parallel()
+	srv := natschedtest.RunServer(t)
+	jsc := srv.JetStream(t)
+	n := NamesFor("natsched")
+	kv, err := jsc.CreateKeyValue(bg, js.KeyValueConfig{Bucket: n.SchedulesBucket, History: 1})
+	require.NoError(t, err)
+	_, err = kv.Put(bg, "not.a.schedule", []byte("kept"))
+	require.NoError(t, err)
+	st, err := jsc.Stream(bg, n.SchedulesStream())
+	require.NoError(t, err)
+	require.False(t, st.CachedInfo().Config.AllowBatchPublish)
+
+	c := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	s := startWithFaults(t, srv, c, func(*faults) {})
+	st, err = jsc.Stream(bg, n.SchedulesStream())
+	require.NoError(t, err)
+	require.True(t, st.CachedInfo().Config.AllowBatchPublish, "turned on at start")
+	e, err := kv.Get(bg, "not.a.schedule")
+	require.NoError(t, err)
+	require.Equal(t, "kept", string(e.Value()))
+
+	ids := putOneShots(t, s, "e", 50, c.Now().Add(time.Second))
+	settled(t, s, c)
+	c.Advance(time.Second)
+	settled(t, s, c)
+	for _, id := range ids {
+		sch, err := s.Get(bg, id)
+		require.NoError(t, err)
+		require.Equal(t, natsched.StatusDone, sch.Status, id)
+	}
+	require.EqualValues(t, 50, streamMsgs(t, jsc, s.Names().FireStream))
 }
