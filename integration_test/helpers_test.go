@@ -123,7 +123,13 @@ func body(t *testing.T, v any) []byte {
 // reqTimeout fails the test.
 func request(t *testing.T, nc *nats.Conn, subject string, v any) *nats.Msg {
 	t.Helper()
-	m, err := nc.Request(subject, body(t, v), reqTimeout)
+	return requestWithin(t, nc, subject, v, reqTimeout)
+}
+
+// requestWithin is request with its own timeout.
+func requestWithin(t *testing.T, nc *nats.Conn, subject string, v any, timeout time.Duration) *nats.Msg {
+	t.Helper()
+	m, err := nc.Request(subject, body(t, v), timeout)
 	require.NoError(t, err, "request to %q", subject)
 	return m
 }

@@ -56,6 +56,8 @@ type firer struct {
 	timer   clock.Timer
 	timerAt int64
 	busy    int
+	// batches: how many batches are in flight (see maxBatches).
+	batches int
 	// busyBehind: how many of busy came from the backlog.
 	busyBehind int
 	ready      bool        // the initial values are in
@@ -292,6 +294,7 @@ func (l *firer) run(ctx context.Context) {
 		case rs := <-l.results:
 			// A whole batch at once, so that the freed room is filled with
 			// full batches rather than one schedule at a time.
+			l.batches--
 			for _, r := range rs {
 				l.busy--
 				if r.e.behind {
@@ -550,6 +553,13 @@ func (l *firer) candidates(ctx context.Context, r listReq) ([]string, error) {
 // batchSize bounds the schedules one batch fires together.
 const batchSize = 256
 
+// maxBatches bounds the batches in flight. Each costs a freshness request
+// and a state write round trip whatever its size, so when fires come
+// faster than batches finish, the due schedules wait for a free one and go
+// together, instead of as many batches of a few each; a burst fills them
+// whole either way (workers / batchSize of them).
+const maxBatches = 4
+
 // backlogInFlight bounds the fires of schedules that are behind (see
 // index) in flight at once, so that on-time work queues behind at most
 // this many publishes in the pipeline to the server, whatever the backlog.
@@ -561,7 +571,7 @@ func (l *firer) dispatch(ctx context.Context) {
 		return // the lease may have lapsed; the lease goroutine steps down
 	}
 	now := l.now().UnixNano()
-	for l.busy < l.workers {
+	for l.busy < l.workers && l.batches < maxBatches {
 		var batch []job
 		for len(batch) < batchSize && l.busy < l.workers {
 			e := l.idx.next(now, l.busyBehind < backlogInFlight)
@@ -584,6 +594,7 @@ func (l *firer) dispatch(ctx context.Context) {
 		if len(batch) == 0 {
 			return
 		}
+		l.batches++
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -599,7 +610,7 @@ func (l *firer) dispatch(ctx context.Context) {
 func (l *firer) rearm() {
 	due := l.idx.nextDue(l.busyBehind < backlogInFlight)
 	lapsed := !l.fence.ok()
-	if due == 0 || !l.leading || lapsed || l.busy >= l.workers {
+	if due == 0 || !l.leading || lapsed || l.busy >= l.workers || l.batches >= maxBatches {
 		// Nothing to wait for, or a worker's result or the next lease
 		// renewal (which pokes the loop) will wake it.
 		if l.timerAt != 0 {
