@@ -45,6 +45,20 @@ func (f *Fake) Advance(d time.Duration) {
 	f.Set(f.Now().Add(d))
 }
 
+// Jump moves the clock forward by d at once, as a frozen process or a
+// suspended VM sees time when it resumes: every timer that fell due on the
+// way runs, in deadline order, with the clock already at the end (Advance
+// runs each at its own deadline instead).
+func (f *Fake) Jump(d time.Duration) {
+	f.advance.Lock()
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	target := f.now
+	f.mu.Unlock()
+	f.advance.Unlock()
+	f.Set(target)
+}
+
 // Set moves the clock to t (never backwards: an earlier t only runs timers
 // already due), running due timers in deadline order.
 func (f *Fake) Set(target time.Time) {

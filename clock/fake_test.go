@@ -92,3 +92,16 @@ func TestAfter(t *testing.T) {
 	default:
 	}
 }
+
+func TestFakeJumpRunsTimersAtTheEnd(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := NewFake(start)
+	var saw []time.Time
+	f.AfterFunc(time.Second, func() { saw = append(saw, f.Now()) })
+	f.AfterFunc(2*time.Second, func() { saw = append(saw, f.Now()) })
+	f.Jump(30 * time.Second)
+	end := start.Add(30 * time.Second)
+	if len(saw) != 2 || !saw[0].Equal(end) || !saw[1].Equal(end) {
+		t.Fatalf("timers saw %v, want both at %v", saw, end)
+	}
+}
