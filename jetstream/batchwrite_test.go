@@ -16,11 +16,12 @@ import (
 	"github.com/natsched/natsched/natschedtest"
 )
 
-// startWithFaults starts a scheduler whose faults are set by set before it
-// starts (the firing path reads them without a lock).
-func startWithFaults(t *testing.T, srv *natschedtest.Server, c clock.Clock, set func(*faults)) *Scheduler {
+// startWithFaults starts a scheduler named name (lease TTL 1s, then
+// opts) whose faults are set by set before it starts (the firing path
+// reads them without a lock), and waits until it leads.
+func startWithFaults(t *testing.T, srv *natschedtest.Server, name string, set func(*faults), opts ...Option) *Scheduler {
 	t.Helper()
-	s, err := New(srv.JetStream(t), WithName("faulty"), WithLeaseTTL(time.Second), WithClock(c))
+	s, err := New(srv.JetStream(t), append([]Option{WithName(name), WithLeaseTTL(time.Second)}, opts...)...)
 	require.NoError(t, err)
 	set(&s.faults)
 	require.NoError(t, s.Start(bg))
@@ -58,7 +59,7 @@ func TestBatchStateWriteStopsAtAConflict(t *testing.T) {
 	later := at.Add(time.Hour)
 	var replaced sync.Once
 	var s *Scheduler
-	s = startWithFaults(t, srv, c, func(f *faults) {
+	s = startWithFaults(t, srv, "faulty", func(f *faults) {
 		f.afterPublish = func(id string) bool {
 			if id == "b.0100" {
 				replaced.Do(func() {
@@ -68,7 +69,7 @@ func TestBatchStateWriteStopsAtAConflict(t *testing.T) {
 			}
 			return false
 		}
-	})
+	}, WithClock(c))
 	cfg, err := srv.JetStream(t).Stream(bg, s.Names().SchedulesStream())
 	require.NoError(t, err)
 	require.True(t, cfg.CachedInfo().Config.AllowBatchPublish, "the schedules bucket takes fast batches")
@@ -110,7 +111,7 @@ func TestCancelDuringBurstIsNotFired(t *testing.T) {
 	t1 := c.Now().Add(time.Second)
 	t2 := t1.Add(time.Millisecond)
 	var held atomic.Bool
-	s := startWithFaults(t, srv, c, func(f *faults) { f.holdWatch = held.Load })
+	s := startWithFaults(t, srv, "faulty", func(f *faults) { f.holdWatch = held.Load }, WithClock(c))
 	a := putOneShots(t, s, "a", 3000, t1)
 	b := putOneShots(t, s, "b", 3000, t2)
 	settled(t, s, c)
@@ -161,7 +162,7 @@ func TestExistingBucketTakesFastBatches(t *testing.T) {
 	require.False(t, st.CachedInfo().Config.AllowBatchPublish)
 
 	c := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
-	s := startWithFaults(t, srv, c, func(*faults) {})
+	s := startWithFaults(t, srv, "faulty", func(*faults) {}, WithClock(c))
 	st, err = jsc.Stream(bg, n.SchedulesStream())
 	require.NoError(t, err)
 	require.True(t, st.CachedInfo().Config.AllowBatchPublish, "turned on at start")

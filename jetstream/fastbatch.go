@@ -29,26 +29,29 @@ import (
 // batchAck is the PubAck of a fast batch: the sequence of its last stored
 // message and how many were stored.
 type batchAck struct {
-	Stream string `json:"stream"`
-	Seq    uint64 `json:"seq"`
-	Batch  string `json:"batch"`
-	Count  int    `json:"count"`
-	Error  *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
+	Stream string      `json:"stream"`
+	Seq    uint64      `json:"seq"`
+	Batch  string      `json:"batch"`
+	Count  int         `json:"count"`
+	Error  *batchError `json:"error"`
+}
+
+// batchError is the error of a fast batch's PubAck or error message.
+type batchError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *batchError) apiError() *js.APIError {
+	return &js.APIError{Code: e.Code, ErrorCode: js.ErrorCode(e.ErrCode), Description: e.Description}
 }
 
 // batchFlow is a flow-control or error message of a fast batch.
 type batchFlow struct {
-	Type  string `json:"type"`
-	Seq   uint64 `json:"seq"`
-	Error *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
+	Type  string      `json:"type"`
+	Seq   uint64      `json:"seq"`
+	Error *batchError `json:"error"`
 }
 
 // errBatchUnknown: a fast batch got no PubAck in time, so which of its
@@ -100,7 +103,7 @@ func publishBatch(ctx context.Context, nc *nats.Conn, sending *sync.Mutex, msgs 
 			var f batchFlow
 			if json.Unmarshal(m.Data, &f) == nil && f.Type != "" {
 				if f.Type == "err" && f.Error != nil && refused == nil {
-					refused = &js.APIError{Code: f.Error.Code, ErrorCode: js.ErrorCode(f.Error.ErrCode), Description: f.Error.Description}
+					refused = f.Error.apiError()
 				}
 				continue // "ack" (flow control) or "gap"
 			}
@@ -109,8 +112,7 @@ func publishBatch(ctx context.Context, nc *nats.Conn, sending *sync.Mutex, msgs 
 				return 0, 0, fmt.Errorf("natsched: batch write: bad PubAck: %w", err)
 			}
 			if ack.Error != nil {
-				e := &js.APIError{Code: ack.Error.Code, ErrorCode: js.ErrorCode(ack.Error.ErrCode), Description: ack.Error.Description}
-				return ack.Count, ack.Seq, e
+				return ack.Count, ack.Seq, ack.Error.apiError()
 			}
 			if ack.Count < len(msgs) {
 				if refused == nil {

@@ -1,7 +1,6 @@
 package jetstream
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -39,23 +38,16 @@ func TestFenceClosesAtItsDeadline(t *testing.T) {
 func TestFrozenBatchPublishesNothingAfterItsLease(t *testing.T) {
 	t.Parallel()
 	srv := natschedtest.RunServer(t)
-	a, err := New(srv.JetStream(t), WithName("frozen"), WithLeaseTTL(time.Second))
-	require.NoError(t, err)
 	var armed atomic.Bool
 	stalled, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	a.faults.beforePublish = func() {
-		if armed.Load() {
-			once.Do(func() { close(stalled); <-release })
+	a := startWithFaults(t, srv, "frozen", func(f *faults) {
+		f.beforePublish = func() {
+			if armed.Load() {
+				once.Do(func() { close(stalled); <-release })
+			}
 		}
-	}
-	require.NoError(t, a.Start(bg))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(bg, 10*time.Second)
-		defer cancel()
-		require.NoError(t, a.Close(ctx))
 	})
-	waitLeader(t, a)
 
 	at := time.Now().Add(300 * time.Millisecond)
 	var ids []string
@@ -65,7 +57,7 @@ func TestFrozenBatchPublishesNothingAfterItsLease(t *testing.T) {
 		_, err := a.Put(bg, &natsched.Schedule{ID: id, Subject: "natsched.fire.frozen", At: at})
 		require.NoError(t, err)
 	}
-	_, err = a.Put(bg, &natsched.Schedule{ID: "frozen.victim", Subject: "natsched.fire.frozen", At: at})
+	_, err := a.Put(bg, &natsched.Schedule{ID: "frozen.victim", Subject: "natsched.fire.frozen", At: at})
 	require.NoError(t, err)
 	armed.Store(true)
 	select {
