@@ -193,6 +193,14 @@ type InstanceStatus struct {
 	Version     string `json:"version"`
 	Started     string `json:"started"`
 	ClockOffset string `json:"clock_offset"`
+	// Partitions is the answering instance's partition count, and
+	// HeldPartitions the partitions it fires (IsLeader: at least one).
+	// PartitionLeaders names the holder of each partition's lease, by
+	// partition ("" while free), as the leader bucket says; Leader is
+	// partition 0's.
+	Partitions       int      `json:"partitions"`
+	HeldPartitions   []int    `json:"held_partitions"`
+	PartitionLeaders []string `json:"partition_leaders"`
 }
 
 // Scheduler stores schedules and fires them. The memory and JetStream

@@ -127,7 +127,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 	}
 	for b.Loop() {
 		before := heapInUse()
-		x := newIndex()
+		x := newIndex(1)
 		base := time.Now().UnixNano()
 		for i, id := range ids {
 			// set keeps its own copy of the key: it is counted.

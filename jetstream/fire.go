@@ -48,7 +48,6 @@ type firing struct {
 	rules  *rules
 	opts   engine.Options
 	now    func() time.Time
-	fence  *fence
 	stats  *stats
 	faults *faults
 	m      *metrics
@@ -67,9 +66,11 @@ type firing struct {
 
 // job is one schedule of a batch.
 type job struct {
-	e   *entry
-	rev uint64             // the revision the index knew
-	sch *natsched.Schedule // its state: the index's copy when due soon, else read
+	e *entry
+	// fence is the fence of the term of e's partition it fires under.
+	fence *fence
+	rev   uint64             // the revision the index knew
+	sch   *natsched.Schedule // its state: the index's copy when due soon, else read
 	// failures: fires of it that failed in a row (for the backoff)
 	failures int32
 
@@ -129,8 +130,8 @@ func (f *firing) held(before *natsched.Schedule) result {
 // fenced reports, counting it, that the fence is closed: the lease may
 // have lapsed since the work was taken, and the rest is the next
 // leader's.
-func (f *firing) fenced() bool {
-	if f.fence.ok() {
+func (f *firing) fenced(fc *fence) bool {
+	if fc.ok() {
 		return false
 	}
 	f.stats.fenced.Add(1)
@@ -160,12 +161,12 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 			j.res, j.done = s.res, true
 			continue
 		case s.expired:
-			j.res, j.done = f.careful(ctx, j.e, j.rev, j.failures), true
+			j.res, j.done = f.careful(ctx, j.fence, j.e, j.rev, j.failures), true
 			continue
 		}
 		j.before, j.nfired = s.before, len(s.occs)
 		for _, o := range s.occs {
-			if f.fenced() {
+			if f.fenced(j.fence) {
 				j.res, j.done = f.held(&j.before), true
 				break
 			}
@@ -205,7 +206,7 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 			j.res, j.done = f.retryLater(j.e.id, j.failures, j.read, j.err), true
 			continue
 		}
-		if hook := f.faults.afterPublish; hook != nil && hook(j.e.id) || f.fenced() {
+		if hook := f.faults.afterPublish; hook != nil && hook(j.e.id) || f.fenced(j.fence) {
 			j.res, j.done = f.held(&j.before), true
 			continue
 		}
@@ -232,7 +233,7 @@ func (f *firing) batch(ctx context.Context, jobs []job) []result {
 // step, publish, record, through the store's compare-and-set loop (a
 // write that lost to another writer steps the new state; republishing is
 // deduplicated). rev is the revision the index knew.
-func (f *firing) careful(ctx context.Context, e *entry, rev uint64, failures int32) result {
+func (f *firing) careful(ctx context.Context, fc *fence, e *entry, rev uint64, failures int32) result {
 	id := e.id
 	var (
 		s     stepped
@@ -258,13 +259,13 @@ func (f *firing) careful(ctx context.Context, e *entry, rev uint64, failures int
 		switch {
 		case s.done:
 			return end(s.res)
-		case f.fenced():
+		case f.fenced(fc):
 			return end(f.held(&s.before))
 		case s.expired:
 			return write{del: true}, nil
 		}
 		for _, o := range s.occs {
-			if f.fenced() {
+			if f.fenced(fc) {
 				return end(f.held(&s.before))
 			}
 			if err := f.publish(ctx, sch, o, now); err != nil {
@@ -275,7 +276,7 @@ func (f *firing) careful(ctx context.Context, e *entry, rev uint64, failures int
 				return end(f.held(&s.before))
 			}
 		}
-		if f.fenced() {
+		if f.fenced(fc) {
 			return end(f.held(&s.before))
 		}
 		return write{next: sch}, nil
@@ -288,8 +289,14 @@ func (f *firing) careful(ctx context.Context, e *entry, rev uint64, failures int
 	case s.expired:
 		return result{rev: read, gone: true}
 	}
-	f.stats.fired.Add(uint64(len(s.occs)))
+	f.fired(e, len(s.occs))
 	return f.wroteResult(stored.Revision, stored)
+}
+
+// fired counts n occurrences of e recorded as fired.
+func (f *firing) fired(e *entry, n int) {
+	f.stats.fired.Add(uint64(n))
+	f.m.partitionFired[e.part].Add(float64(n))
 }
 
 func (f *firing) publish(ctx context.Context, sch *natsched.Schedule, o natsched.Occurrence, now time.Time) (err error) {

@@ -20,10 +20,12 @@ import (
 // firer is the firing loop. Every instance runs one for its whole life:
 // it keeps the index current from a watch of the schedules bucket (initial
 // values, then every change), so that a new leader fires at once instead of
-// rebuilding. While the lease is held it sleeps on one timer until the
-// earliest due time and hands due schedules to workers. The loop goroutine
-// owns the index; workers only report back through results, and the lease
-// switches firing on and off through control.
+// rebuilding. While it holds the lease of a partition (one lease with a
+// single partition) it sleeps on one timer until the earliest due time of
+// the partitions it holds and hands their due schedules to workers. The
+// loop goroutine owns the index; workers only report back through results,
+// and each partition's lease switches its firing on and off through
+// control.
 type firer struct {
 	kv         js.KeyValue // the schedules bucket, watched
 	nc         *nats.Conn  // for reconnects
@@ -42,12 +44,22 @@ type firer struct {
 
 	idx *index
 
-	leading  bool
+	// parts is the partition count (natsched.Partition).
+	parts int
+	// held says which partitions this instance leads, nheld how many.
+	held  []bool
+	nheld int
+	// isLeader: nheld > 0; heldNow lists them, for other goroutines.
 	isLeader atomic.Bool
-	// fence says until when the lease, as last confirmed, is safe to fire
-	// under: the lease goroutine steps down then, but a delayed timer or
-	// a frozen process must not let anything be published past it.
-	fence   *fence
+	heldNow  atomic.Pointer[[]int]
+	// fences say, by partition, until when its lease, as last confirmed,
+	// is safe to fire under: the lease goroutine steps down then, but a
+	// delayed timer or a frozen process must not let anything be
+	// published past it.
+	fences []*fence
+	// rr is the partition dispatch starts from, turning, so that no
+	// partition's backlog holds another's back.
+	rr      int
 	control chan control
 	stopped chan struct{} // closed when run returns
 
@@ -56,6 +68,9 @@ type firer struct {
 	timer   clock.Timer
 	timerAt int64
 	busy    int
+	// busyIn: busy by partition (a term ends once its partition's are
+	// done).
+	busyIn []int
 	// batches: how many batches are in flight (see maxBatches).
 	batches int
 	// busyBehind: how many of busy came from the backlog.
@@ -105,9 +120,11 @@ type listReq struct {
 	gone          <-chan struct{} // closed when the requester gives up
 }
 
-// control starts (lead) or ends a term; done closes once the loop has
-// switched, and at the end of a term only after in-flight fires finished.
+// control starts (lead) or ends a term of partition part; done closes
+// once the loop has switched, and at the end of a term only after the
+// partition's in-flight fires finished.
 type control struct {
+	part int
 	lead bool
 	done chan struct{}
 }
@@ -144,7 +161,14 @@ type result struct {
 
 // newFirer makes f's state; f has its dependencies set.
 func newFirer(f *firer) *firer {
-	f.idx = newIndex()
+	f.parts = max(f.parts, 1)
+	f.idx = newIndex(f.parts)
+	f.held, f.busyIn = make([]bool, f.parts), make([]int, f.parts)
+	f.fences = make([]*fence, f.parts)
+	for p := range f.fences {
+		f.fences[p] = newFence(f.leaseClock)
+	}
+	f.heldNow.Store(new([]int))
 	f.wake, f.results = make(chan struct{}, 1), make(chan []result, f.workers)
 	f.query, f.control = make(chan chan snapshot), make(chan control)
 	f.fresh, f.lists = make(chan freshReq), make(chan listReq)
@@ -155,17 +179,14 @@ func newFirer(f *firer) *firer {
 	if f.faults == nil {
 		f.faults = new(faults)
 	}
-	if f.fence == nil {
-		f.fence = newFence(f.leaseClock)
-	}
 	return f
 }
 
-// switchTo asks the loop to start or end a term and waits until it has
-// (a term ends once its in-flight fires finished). It returns false if the
-// loop is gone or cancel fires first.
-func (l *firer) switchTo(cancel <-chan struct{}, lead bool) bool {
-	c := control{lead: lead, done: make(chan struct{})}
+// switchTo asks the loop to start or end a term of partition p and waits
+// until it has (a term ends once the partition's in-flight fires
+// finished). It returns false if the loop is gone or cancel fires first.
+func (l *firer) switchTo(cancel <-chan struct{}, p int, lead bool) bool {
+	c := control{part: p, lead: lead, done: make(chan struct{})}
 	select {
 	case l.control <- c:
 	case <-l.stopped:
@@ -219,14 +240,14 @@ func (l *firer) run(ctx context.Context) {
 	log := l.log
 	l.timer = l.clock.AfterFunc(time.Hour, l.poke)
 	l.timer.Stop()
-	var ending []chan struct{} // term ends waiting for in-flight fires
+	var ending []control // term ends waiting for their in-flight fires
 	defer close(l.stopped)
 	defer func() {
 		l.timer.Stop()
 		l.wg.Wait()
 		l.isLeader.Store(false)
-		for _, d := range ending {
-			close(d)
+		for _, c := range ending {
+			close(c.done)
 		}
 	}()
 	var w js.KeyWatcher
@@ -297,6 +318,7 @@ func (l *firer) run(ctx context.Context) {
 			l.batches--
 			for _, r := range rs {
 				l.busy--
+				l.busyIn[r.e.part]--
 				if r.e.behind {
 					l.busyBehind--
 				}
@@ -310,19 +332,18 @@ func (l *firer) run(ctx context.Context) {
 		case <-l.wake:
 			l.timerAt = 0
 		case c := <-l.control:
-			l.leading = c.lead
-			l.isLeader.Store(c.lead)
+			l.setHeld(c.part, c.lead)
 			if c.lead {
-				log.Info("natsched: firing", "schedules", len(l.idx.byID))
+				log.Info("natsched: firing", "schedules", len(l.idx.byID), "partition", c.part, "partitions", l.parts)
 				close(c.done)
 			} else {
-				ending = append(ending, c.done)
+				ending = append(ending, c)
 			}
 		case f := <-l.fresh:
 			f.reply <- l.isFresh(f.last, f.entries)
 			continue
 		case q := <-l.query:
-			q <- snapshot{leading: l.leading, ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
+			q <- snapshot{leading: l.nheld > 0, ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
 			continue
 		case r := <-l.lists:
 			l.listWait = append(l.listWait, r)
@@ -332,13 +353,10 @@ func (l *firer) run(ctx context.Context) {
 		if len(l.listWait) > 0 {
 			l.answerLists()
 		}
-		if l.busy == 0 {
-			for _, d := range ending {
-				close(d)
-			}
-			ending = nil
+		if len(ending) > 0 {
+			ending = l.endTerms(ending)
 		}
-		if l.ready && l.leading {
+		if l.ready && l.nheld > 0 {
 			l.dispatch(ctx)
 		}
 		l.rearm()
@@ -565,24 +583,76 @@ const maxBatches = 4
 // this many publishes in the pipeline to the server, whatever the backlog.
 const backlogInFlight = batchSize
 
-// dispatch hands due schedules to batches, up to the in-flight limit.
-func (l *firer) dispatch(ctx context.Context) {
-	if !l.fence.ok() {
-		return // the lease may have lapsed; the lease goroutine steps down
+// setHeld records that this instance leads partition p, or no longer.
+func (l *firer) setHeld(p int, lead bool) {
+	if l.held[p] == lead {
+		return
 	}
+	l.held[p] = lead
+	held := []int{}
+	for q, h := range l.held {
+		if h {
+			held = append(held, q)
+		}
+	}
+	l.nheld = len(held)
+	l.heldNow.Store(&held)
+	l.isLeader.Store(l.nheld > 0)
+}
+
+// heldPartitions lists the partitions this instance leads.
+func (l *firer) heldPartitions() []int { return *l.heldNow.Load() }
+
+// endTerms ends the terms whose partition has nothing in flight and
+// returns the others.
+func (l *firer) endTerms(ending []control) []control {
+	kept := ending[:0]
+	for _, c := range ending {
+		if l.busyIn[c.part] > 0 {
+			kept = append(kept, c)
+			continue
+		}
+		close(c.done)
+	}
+	clear(ending[len(kept):])
+	return kept
+}
+
+// dispatch hands due schedules to batches, up to the in-flight limit, one
+// partition per batch (a batch fires under its partition's fence), taking
+// the partitions in turn.
+func (l *firer) dispatch(ctx context.Context) {
 	now := l.now().UnixNano()
-	for l.busy < l.workers && l.batches < maxBatches {
+	for range l.parts {
+		p := l.rr
+		l.rr = (l.rr + 1) % l.parts
+		// A lapsed fence: the lease may have lapsed; the lease goroutine
+		// steps down.
+		if l.held[p] && l.fences[p].ok() && !l.dispatchPart(ctx, p, now) {
+			return
+		}
+	}
+}
+
+// dispatchPart hands partition p's due schedules to batches; false once
+// no more batches may start.
+func (l *firer) dispatchPart(ctx context.Context, p int, now int64) bool {
+	for {
+		if l.busy >= l.workers || l.batches >= maxBatches {
+			return false
+		}
 		var batch []job
 		for len(batch) < batchSize && l.busy < l.workers {
-			e := l.idx.next(now, l.busyBehind < backlogInFlight)
+			e := l.idx.next(p, now, l.busyBehind < backlogInFlight)
 			if e == nil {
 				break
 			}
 			l.busy++
+			l.busyIn[p]++
 			if e.behind {
 				l.busyBehind++
 			}
-			j := job{e: e, rev: e.rev}
+			j := job{e: e, rev: e.rev, fence: l.fences[p]}
 			if e.x != nil {
 				j.failures = e.x.failures
 			}
@@ -592,7 +662,7 @@ func (l *firer) dispatch(ctx context.Context) {
 			batch = append(batch, j)
 		}
 		if len(batch) == 0 {
-			return
+			return true
 		}
 		l.batches++
 		l.wg.Add(1)
@@ -608,9 +678,16 @@ func (l *firer) dispatch(ctx context.Context) {
 // rearm points the one timer at the earliest due time of what dispatch
 // may take.
 func (l *firer) rearm() {
-	due := l.idx.nextDue(l.busyBehind < backlogInFlight)
-	lapsed := !l.fence.ok()
-	if due == 0 || !l.leading || lapsed || l.busy >= l.workers || l.batches >= maxBatches {
+	var due int64
+	for p, h := range l.held {
+		if !h || !l.fences[p].ok() { // lapsed: the next renewal pokes the loop
+			continue
+		}
+		if d := l.idx.nextDue(p, l.busyBehind < backlogInFlight); d != 0 && (due == 0 || d < due) {
+			due = d
+		}
+	}
+	if due == 0 || l.busy >= l.workers || l.batches >= maxBatches {
 		// Nothing to wait for, or a worker's result or the next lease
 		// renewal (which pokes the loop) will wake it.
 		if l.timerAt != 0 {
@@ -626,29 +703,36 @@ func (l *firer) rearm() {
 	l.timer.Reset(time.Unix(0, due).Sub(l.now()))
 }
 
-// The lease (package internal/lease, whose doc states its model) decides
-// which instance fires; the firing loop is its Holder: it fires only
-// within a term, and publishes only while the term's fence is open.
+// The leases (package internal/lease, whose doc states its model) decide
+// which instance fires which partition: the firing loop is, through
+// holder, the Holder of each: it fires a partition only within a term of
+// its lease, and publishes only while the term's fence is open.
+
+// holder is the firing loop as the Holder of partition p's lease.
+func (l *firer) holder(p int) lease.Holder { return partHolder{l: l, p: p} }
+
+type partHolder struct {
+	l *firer
+	p int
+}
 
 // Lead starts a term safe until until.
-func (l *firer) Lead(ctx context.Context, until time.Time) bool {
-	l.m.leaseChanges.Inc()
-	l.fence.open(until)
-	return l.switchTo(ctx.Done(), true)
+func (h partHolder) Lead(ctx context.Context, until time.Time) bool {
+	h.l.m.leaseChanges.Inc()
+	h.l.fences[h.p].open(until)
+	return h.l.switchTo(ctx.Done(), h.p, true)
 }
 
 // Extend moves the fence to until after a confirmed renewal.
-func (l *firer) Extend(until time.Time) {
-	l.fence.open(until)
-	l.poke()
+func (h partHolder) Extend(until time.Time) {
+	h.l.fences[h.p].open(until)
+	h.l.poke()
 }
 
 // Step closes the fence at once, so that in-flight fires publish no more,
 // then ends the term once they have finished.
-func (l *firer) Step() {
-	l.m.leaseChanges.Inc()
-	l.fence.close()
-	l.switchTo(nil, false)
+func (h partHolder) Step() {
+	h.l.m.leaseChanges.Inc()
+	h.l.fences[h.p].close()
+	h.l.switchTo(nil, h.p, false)
 }
-
-var _ lease.Holder = (*firer)(nil)

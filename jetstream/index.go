@@ -21,10 +21,12 @@ import (
 // get what capacity is left once everything on time has been taken, one
 // turn each, so that one tenant's backlog never delays another's
 // occurrences.
+//
+// With partitions (see natsched.Partition) each partition has its own pair
+// of heaps, so that a leader of some partitions takes only theirs.
 type index struct {
-	byID    map[string]*entry
-	heap    dueheap.Heap[*entry] // on time, by due time
-	backlog dueheap.Heap[*entry] // behind, by when they were put back
+	byID  map[string]*entry
+	parts []queues // by partition
 	// byStatus holds every entry of byID, ordered by (status, id): a page
 	// of one status is found in time proportional to the page.
 	byStatus *btree.BTreeG[*entry]
@@ -37,11 +39,19 @@ type index struct {
 	byStatusCount [statusOther + 1]int
 }
 
+// queues are one partition's heaps.
+type queues struct {
+	heap    dueheap.Heap[*entry] // on time, by due time
+	backlog dueheap.Heap[*entry] // behind, by when they were put back
+}
+
 type entry struct {
 	id  string
 	due int64  // unix ns; 0 = not in the heap
 	rev uint64 // latest revision seen
 	pos int32  // in heap, -1 when out
+	// part is the schedule's partition.
+	part uint16
 	// busy: a worker is firing this schedule; watch updates wait in
 	// latest until it reports back.
 	busy bool
@@ -151,9 +161,10 @@ func byStatusLess(a, b *entry) bool {
 	return a.id < b.id
 }
 
-func newIndex() *index {
-	return &index{byID: make(map[string]*entry), byStatus: btree.NewG(btreeDegree, byStatusLess),
-		unsettled: make(map[*entry]struct{})}
+// newIndex returns an empty index of n partitions (at least 1).
+func newIndex(n int) *index {
+	return &index{byID: make(map[string]*entry), parts: make([]queues, max(n, 1)),
+		byStatus: btree.NewG(btreeDegree, byStatusLess), unsettled: make(map[*entry]struct{})}
 }
 
 // set records id at revision rev with status st, due time due (0: nothing
@@ -164,7 +175,7 @@ func (x *index) set(id string, rev uint64, due int64, st status, sch *natsched.S
 	if e == nil {
 		// The watch's key is a slice of the whole message subject: keep
 		// a copy of just the ID.
-		e = &entry{id: strings.Clone(id), pos: -1, status: st}
+		e = &entry{id: strings.Clone(id), pos: -1, status: st, part: uint16(natsched.Partition(id, len(x.parts)))}
 		x.byID[e.id] = e
 		x.byStatus.ReplaceOrInsert(e)
 		x.count(st, 1)
@@ -232,10 +243,11 @@ func (x *index) placeIn(e *entry, due int64, behind bool) {
 }
 
 func (x *index) queueOf(e *entry) *dueheap.Heap[*entry] {
+	q := &x.parts[e.part]
 	if e.behind {
-		return &x.backlog
+		return &q.backlog
 	}
-	return &x.heap
+	return &q.heap
 }
 
 // unqueue takes e out of whichever heap holds it.
@@ -258,31 +270,42 @@ func (x *index) remove(id string, rev uint64) {
 	delete(x.byID, id)
 }
 
-// peek returns the earliest due time of either heap, or 0.
-func (x *index) peek() int64 { return x.nextDue(true) }
-
-// nextDue returns the earliest due time of what next may take: the
-// on-time heap's, and the backlog's if backlog; 0 if none.
-func (x *index) nextDue(backlog bool) int64 {
+// peek returns the earliest due time of any heap, or 0.
+func (x *index) peek() int64 {
 	var due int64
-	if e, ok := x.heap.Peek(); ok {
+	for p := range x.parts {
+		if d := x.nextDue(p, true); d != 0 && (due == 0 || d < due) {
+			due = d
+		}
+	}
+	return due
+}
+
+// nextDue returns the earliest due time of what next may take from
+// partition p: the on-time heap's, and the backlog's if backlog; 0 if
+// none.
+func (x *index) nextDue(p int, backlog bool) int64 {
+	q := &x.parts[p]
+	var due int64
+	if e, ok := q.heap.Peek(); ok {
 		due = e.due
 	}
-	if e, ok := x.backlog.Peek(); backlog && ok && (due == 0 || e.due < due) {
+	if e, ok := q.backlog.Peek(); backlog && ok && (due == 0 || e.due < due) {
 		due = e.due
 	}
 	return due
 }
 
-// next takes the next entry to fire at now (unix ns) and marks it busy:
-// the earliest on-time one due by now, else, if backlog, the
-// longest-waiting one behind; nil if there is none.
-func (x *index) next(now int64, backlog bool) *entry {
+// next takes the next entry of partition p to fire at now (unix ns) and
+// marks it busy: the earliest on-time one due by now, else, if backlog,
+// the longest-waiting one behind; nil if there is none.
+func (x *index) next(p int, now int64, backlog bool) *entry {
+	q := &x.parts[p]
 	var h *dueheap.Heap[*entry]
-	if e, ok := x.heap.Peek(); ok && e.due <= now {
-		h = &x.heap
-	} else if e, ok := x.backlog.Peek(); backlog && ok && e.due <= now {
-		h = &x.backlog
+	if e, ok := q.heap.Peek(); ok && e.due <= now {
+		h = &q.heap
+	} else if e, ok := q.backlog.Peek(); backlog && ok && e.due <= now {
+		h = &q.backlog
 	} else {
 		return nil
 	}

@@ -243,7 +243,7 @@ func TestListWaitsForTheIndex(t *testing.T) {
 // prefix and cursor, merged with those whose status it cannot tell.
 func TestIndexCandidates(t *testing.T) {
 	t.Parallel()
-	x := newIndex()
+	x := newIndex(1)
 	for i, id := range []string{"b", "b.a", "b.c.d", "b-x", "b0", "bx", "a", "c.b"} {
 		x.set(id, uint64(i+1), 0, statusPaused, nil)
 	}

@@ -38,17 +38,23 @@ type metrics struct {
 	apiDuration  *prometheus.HistogramVec // verb
 	intake       *prometheus.CounterVec   // result: accepted, cancelled, rejected
 	handler      *prometheus.CounterVec   // group, result: ok, retry, dead
+	// partitionFires counts recorded fires by partition; partitionFired
+	// holds its counter of each partition.
+	partitionFires *prometheus.CounterVec
+	partitionFired []prometheus.Counter
 }
 
 // gauges reads what the gauges report when scraped.
 type gauges struct {
 	schedules   func() map[natsched.Status]int
 	leader      func() bool
+	held        func() []int // the partitions this instance fires
 	clockOffset func() time.Duration
 }
 
-func newMetrics() *metrics {
-	return &metrics{
+// newMetrics makes the metrics of an instance of n partitions.
+func newMetrics(n int) *metrics {
+	m := &metrics{
 		fires: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "natsched_fires_total", Help: "Occurrences published, by result: ok, duplicate (the PubAck said duplicate), error.",
 		}, []string{"result"}),
@@ -75,15 +81,32 @@ func newMetrics() *metrics {
 		handler: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "natsched_handler_messages_total", Help: "Fired messages handed to handler groups, by group and result: ok, retry, dead.",
 		}, []string{"group", "result"}),
+		partitionFires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "natsched_partition_fires_total", Help: "Occurrences this instance fired and recorded, by partition.",
+		}, []string{"partition"}),
 	}
+	for p := range max(n, 1) {
+		m.partitionFired = append(m.partitionFired, m.partitionFires.WithLabelValues(strconv.Itoa(p)))
+	}
+	return m
 }
 
 // register registers m and the gauges g reads into reg.
 func (m *metrics) register(reg prometheus.Registerer, g gauges) error {
 	schedules := prometheus.NewDesc("natsched_schedules", "Schedules in the bucket by status, as this instance's index sees them.", []string{"status"}, nil)
+	partitionLeader := prometheus.NewDesc("natsched_partition_leader", "1 for each partition whose lease this instance holds, else 0.", []string{"partition"}, nil)
 	cs := []prometheus.Collector{
-		m.fires, m.lateness, m.missed, m.leaseChanges, m.apiRequests, m.apiDuration, m.intake, m.handler,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "natsched_leader", Help: "1 on the instance that holds the lease, else 0."},
+		m.fires, m.lateness, m.missed, m.leaseChanges, m.apiRequests, m.apiDuration, m.intake, m.handler, m.partitionFires,
+		collectorFunc{desc: partitionLeader, collect: func(ch chan<- prometheus.Metric) {
+			held := make([]float64, len(m.partitionFired))
+			for _, p := range g.held() {
+				held[p] = 1
+			}
+			for p, v := range held {
+				ch <- prometheus.MustNewConstMetric(partitionLeader, prometheus.GaugeValue, v, strconv.Itoa(p))
+			}
+		}},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "natsched_leader", Help: "1 on the instance that holds a lease (with partitions: at least one), else 0."},
 			func() float64 {
 				if g.leader() {
 					return 1

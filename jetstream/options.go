@@ -37,6 +37,7 @@ type options struct {
 	fireMaxAge time.Duration
 	deadMaxAge time.Duration
 	workers    int
+	partitions int
 	logger     *slog.Logger
 	router     *natsched.Router
 	consumers  []ConsumerConfig
@@ -172,6 +173,24 @@ func WithWorkers(n int) Option {
 			return invalidOption("workers must be positive")
 		}
 		o.workers = n
+		return nil
+	}
+}
+
+// MaxPartitions bounds WithPartitions.
+const MaxPartitions = 1024
+
+// WithPartitions splits firing into n partitions (default 1): schedule id
+// belongs to partition natsched.Partition(id, n), each partition has its
+// own lease, and the instances balance the leases, each firing its share.
+// Every instance of a deployment should use the same n; see the package
+// documentation for changing it on a running system.
+func WithPartitions(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > MaxPartitions {
+			return invalidOption("partitions must be between 1 and %d, got %d", MaxPartitions, n)
+		}
+		o.partitions = n
 		return nil
 	}
 }

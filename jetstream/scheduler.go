@@ -69,7 +69,7 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 		return nil, invalidOption("nil JetStream")
 	}
 	o := options{prefix: DefaultPrefix, replicas: 1, leaseTTL: DefaultLeaseTTL,
-		clock: clock.Real(), leaseClock: clock.Real(), workers: DefaultWorkers,
+		clock: clock.Real(), leaseClock: clock.Real(), workers: DefaultWorkers, partitions: 1,
 		fireMaxAge: DefaultFireMaxAge, deadMaxAge: DefaultDeadMaxAge}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -82,7 +82,7 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-	m := newMetrics()
+	m := newMetrics(o.partitions)
 	o.engine.OnMissed = func(p natsched.Misfire, n int) { m.missed.WithLabelValues(string(p)).Add(float64(n)) }
 	o.engine = o.engine.WithDefaults()
 	o.dupWindow = max(o.dupWindow, neededDuplicateWindow(o.leaseTTL))
@@ -100,11 +100,11 @@ func New(jsc js.JetStream, opts ...Option) (*Scheduler, error) {
 	s.rules = &rules{names: s.names, allow: o.allow, maxPayload: func() int { return int(nc.MaxPayload()) }}
 	s.loop = newFirer(&firer{
 		nc: nc, clock: o.clock, leaseClock: o.leaseClock, now: s.clk.now, opts: o.engine,
-		workers: o.workers, log: s.log, m: m, faults: &s.faults,
+		workers: o.workers, parts: o.partitions, log: s.log, m: m, faults: &s.faults,
 	})
 	if o.registerer != nil {
 		err := m.register(o.registerer, gauges{
-			schedules: s.loop.statusCounts, leader: s.loop.isLeader.Load,
+			schedules: s.loop.statusCounts, leader: s.loop.isLeader.Load, held: s.loop.heldPartitions,
 			clockOffset: func() time.Duration { d, _ := s.clk.offset(); return d },
 		})
 		if err != nil {
@@ -289,7 +289,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 	r.st = &store{kv: r.inf.kv, js: s.js, names: s.names, rules: s.rules, now: s.clk.now, log: s.log,
 		candidates: s.loop.candidates}
 	fire := &firing{js: s.js, nc: s.nc, st: r.st, rules: s.rules, opts: o.engine, now: s.clk.now, m: s.m,
-		fence: s.loop.fence, stats: &s.stats, faults: &s.faults, log: s.log, fresh: s.loop.askFresh,
+		stats: &s.stats, faults: &s.faults, log: s.log, fresh: s.loop.askFresh,
 		schedules: r.inf.schedules, own: s.loop.own}
 	fire.batched.Store(r.inf.batched)
 	s.loop.kv, s.loop.lastSeq, s.loop.fire = r.inf.kv, r.st.lastSeq, fire.batch
@@ -333,11 +333,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 			return nil, err
 		}
 	}
-	l, err := lease.New(lease.Config{
-		KV: r.inf.leaseKV, Key: LeaderKey, Name: o.name, TTL: s.o.leaseTTL,
-		Clock: o.leaseClock, Now: s.clk.now, Markers: r.inf.markers,
-		Conn: s.nc, Logger: s.log, Holder: s.loop,
-	})
+	leases, coord, err := s.leases(r.inf)
 	if err != nil {
 		return nil, err
 	}
@@ -345,8 +341,44 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 	if s.clk.on {
 		s.wg.Go(func() { s.clk.watch(runCtx, r.inf.leaseKV, s.nc, o.leaseClock) })
 	}
-	s.wg.Go(func() { l.Run(runCtx) })
+	if coord != nil {
+		s.wg.Go(func() { coord.run(runCtx) })
+	}
+	for _, l := range leases {
+		s.wg.Go(func() { l.Run(runCtx) })
+	}
 	return r, nil
+}
+
+// leases builds one lease per partition (see partitions.go), and with
+// more than one partition the coordinator that balances them.
+func (s *Scheduler) leases(inf *infra) ([]*lease.Lease, *coordinator, error) {
+	o := s.o
+	var coord *coordinator
+	if o.partitions > 1 {
+		coord = newCoordinator(&coordinator{kv: inf.leaseKV, nc: s.nc, n: o.partitions, name: o.name,
+			ttl: o.leaseTTL, clk: o.leaseClock, log: s.log, markers: inf.markers})
+	}
+	var leases []*lease.Lease
+	for p := range o.partitions {
+		cfg := lease.Config{
+			KV: inf.leaseKV, Key: PartitionKey(p), Name: o.name, TTL: o.leaseTTL,
+			Clock: o.leaseClock, Now: s.clk.now, Markers: inf.markers,
+			Conn: s.nc, Logger: s.log, Holder: s.loop.holder(p),
+		}
+		if coord != nil {
+			cfg.Partitions, cfg.Gate = o.partitions, coord.gate(p)
+			if p == 0 {
+				cfg.Mirror = mirrorKey
+			}
+		}
+		l, err := lease.New(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		leases = append(leases, l)
+	}
+	return leases, coord, nil
 }
 
 // Close stops firing (in-flight fires stop at the fence), releases the
@@ -460,6 +492,7 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 		Duplicates: s.stats.duplicates.Load(), PublishFailures: s.stats.failures.Load(),
 		Refused: s.stats.refused.Load(), Fenced: s.stats.fenced.Load(),
 		IsLeader: s.loop.isLeader.Load(), Pending: s.loop.pending(), Version: BuildVersion(),
+		Partitions: s.o.partitions, HeldPartitions: s.loop.heldPartitions(), PartitionLeaders: []string{},
 	}
 	if d, known := s.clk.offset(); known {
 		st.ClockOffset = d.String()
@@ -471,11 +504,15 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	if kv == nil {
 		return st, nil
 	}
-	v, _, err := lease.Current(ctx, kv, LeaderKey)
-	if err != nil {
-		return st, unavailable(err)
+	st.PartitionLeaders = make([]string, s.o.partitions)
+	for p := range st.PartitionLeaders {
+		v, _, err := lease.Current(ctx, kv, PartitionKey(p))
+		if err != nil {
+			return st, unavailable(err)
+		}
+		st.PartitionLeaders[p] = v.ID
 	}
-	st.Leader = v.ID
+	st.Leader = st.PartitionLeaders[0]
 	return st, nil
 }
 

@@ -87,7 +87,7 @@ func (f *firing) writeBatch(ctx context.Context, pend []*job) {
 		// Until it has, the index keeps the revision it had (a
 		// compare-and-set from it fails and re-reads) and freshness
 		// cannot be proven (a sequence in the bucket is unaccounted for).
-		f.stats.fired.Add(uint64(j.nfired))
+		f.fired(j.e, j.nfired)
 		j.res, j.done = f.resultFor(j.read, j.sch), true
 		j.res.sch = nil
 	}
@@ -139,11 +139,11 @@ func isBatchDisabled(err error) bool {
 func (f *firing) recorded(ctx context.Context, j *job, seq uint64, err error) {
 	switch {
 	case err == nil:
-		f.stats.fired.Add(uint64(j.nfired))
+		f.fired(j.e, j.nfired)
 		j.sch.Revision = seq
 		j.res = f.wroteResult(seq, j.sch)
 	case isConflict(err):
-		j.res = f.careful(ctx, j.e, j.rev, j.failures)
+		j.res = f.careful(ctx, j.fence, j.e, j.rev, j.failures)
 	default:
 		j.res = f.retryLater(j.e.id, j.failures, j.read, err)
 	}

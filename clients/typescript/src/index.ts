@@ -138,6 +138,12 @@ export interface InstanceStatus {
   started: string;
   /** The estimated server clock minus the instance's host clock (Go syntax, may be negative); empty until estimated. */
   clock_offset: string;
+  /** The answering instance's partition count. */
+  partitions: number;
+  /** The partitions the answering instance fires. */
+  held_partitions: number[];
+  /** The instance holding each partition's lease, by partition ("" while free). */
+  partition_leaders: string[];
 }
 
 /** The wire codes of error replies. */

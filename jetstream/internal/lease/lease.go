@@ -32,12 +32,41 @@ type Holder interface {
 	Step()
 }
 
+// Gate decides, for one of several leases an instance campaigns for (one
+// per partition), whether it may campaign now and whether it should hand
+// its term over: the lease asks it before every attempt and whenever
+// Changed fires. Safety never depends on it; only balance does.
+type Gate interface {
+	// Campaign is asked before an attempt: true reserves the right to
+	// try (Release gives it back when the attempt fails or the term
+	// ends); false asks again after retry, or, if retry is 0, when
+	// Changed fires.
+	Campaign() (ok bool, retry time.Duration)
+	// Release gives back what Campaign reserved.
+	Release()
+	// Changed fires when Campaign's or Yield's answer may have changed.
+	Changed() <-chan struct{}
+	// Yield reports whether the leader should step down now and release
+	// the key, so that another instance takes it.
+	Yield() bool
+}
+
 // Config is what a Lease needs.
 type Config struct {
 	KV   jetstream.KeyValue // the lease bucket; its TTL is the lease TTL
 	Key  string             // the lease key
 	Name string             // this instance, as the value names it
 	TTL  time.Duration      // how long the key lives without renewal
+	// Partitions, when above 1, is written in the value: the partition
+	// count this instance fires by.
+	Partitions int
+	// Mirror, when set, is a second key that holds a copy of the value
+	// while this instance leads (written at every win and renewal,
+	// deleted on release, expired by the bucket's TTL like the lease): for
+	// tools that look for it. Only the lease key decides anything.
+	Mirror string
+	// Gate, when set, paces campaigns and asks the leader to hand over.
+	Gate Gate
 	// Clock runs renewals and campaigns and measures deadlines (default
 	// clock.Real()). The server expires keys in real time, so only tests of
 	// the lease itself want another.
@@ -91,7 +120,12 @@ type Value struct {
 	ID    string    `json:"id"`
 	Term  string    `json:"term"`
 	Since time.Time `json:"since"`
+	// Partitions is the holder's partition count; 0 (absent) means 1.
+	Partitions int `json:"partitions,omitempty"`
 }
+
+// Count is the partition count the value says its holder fires by.
+func (v Value) Count() int { return max(v.Partitions, 1) }
 
 // Current returns the value under key, and false if nobody holds it (or
 // what is there is not a lease).
@@ -110,7 +144,9 @@ func Current(ctx context.Context, kv jetstream.KeyValue, key string) (Value, boo
 	return v, true, nil
 }
 
-func newTerm() string {
+// NewToken returns a random token (a term's, or any instance's that must
+// be told from a restarted process of the same name).
+func NewToken() string {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -171,10 +207,20 @@ func (l *Lease) campaign(ctx context.Context) (term, error) {
 	held := false // the last value seen is a live lease
 	retry, stop := clock.After(l.clk, jitter(c.TTL/10))
 	defer func() { stop() }()
+	var changed <-chan struct{}
+	if c.Gate != nil {
+		changed = c.Gate.Changed()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return term{}, ctx.Err()
+		case <-changed:
+			if !held {
+				stop()
+				retry, stop = clock.After(l.clk, jitter(c.TTL/20))
+			}
+			continue
 		case <-reconnected:
 			watch()
 			held = false
@@ -200,14 +246,28 @@ func (l *Lease) campaign(ctx context.Context) (term, error) {
 			continue
 		case <-retry:
 		}
-		t := term{token: newTerm(), sent: l.clk.Now()}
-		t.value, _ = json.Marshal(Value{ID: c.Name, Term: t.token, Since: c.Now().UTC()})
+		if c.Gate != nil {
+			ok, again := c.Gate.Campaign()
+			if !ok {
+				retry, stop = nil, func() bool { return false }
+				if again > 0 {
+					retry, stop = clock.After(l.clk, again)
+				}
+				continue
+			}
+		}
+		t := term{token: NewToken(), sent: l.clk.Now()}
+		t.value, _ = json.Marshal(Value{ID: c.Name, Term: t.token, Since: c.Now().UTC(), Partitions: l.partitions()})
 		cctx, cancel := context.WithTimeout(ctx, c.TTL/2)
 		rev, err := c.KV.Create(cctx, c.Key, t.value)
 		cancel()
 		if err == nil {
 			t.rev = rev
+			l.mirror(ctx, t.value)
 			return t, nil
+		}
+		if c.Gate != nil {
+			c.Gate.Release()
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 			l.log.Debug("natsched: campaign failed", "err", err)
@@ -218,6 +278,27 @@ func (l *Lease) campaign(ctx context.Context) (term, error) {
 			continue
 		}
 		retry, stop = clock.After(l.clk, c.TTL+jitter(c.TTL/4))
+	}
+}
+
+// partitions is what the value says of the partition count.
+func (l *Lease) partitions() int {
+	if l.cfg.Partitions > 1 {
+		return l.cfg.Partitions
+	}
+	return 0
+}
+
+// mirror copies the value to the mirror key, if there is one (best
+// effort: nothing depends on it).
+func (l *Lease) mirror(ctx context.Context, value []byte) {
+	if l.cfg.Mirror == "" {
+		return
+	}
+	mctx, cancel := context.WithTimeout(ctx, l.cfg.TTL/3)
+	defer cancel()
+	if _, err := l.cfg.KV.Put(mctx, l.cfg.Mirror, value); err != nil && ctx.Err() == nil {
+		l.log.Debug("natsched: cannot write the lease's mirror", "key", l.cfg.Mirror, "err", err)
 	}
 }
 
@@ -234,21 +315,33 @@ func jitter(d time.Duration) time.Duration {
 func (l *Lease) lead(ctx context.Context, t term) {
 	c := l.cfg
 	safe := 2 * c.TTL / 3
-	l.log.Info("natsched: leader won", "term", t.token)
+	l.log.Info("natsched: leader won", "key", c.Key, "term", t.token)
+	if c.Gate != nil {
+		defer c.Gate.Release()
+	}
 	if !c.Holder.Lead(ctx, t.sent.Add(safe)) {
 		return
 	}
+	yielded := false
 	defer func() {
 		c.Holder.Step()
-		if ctx.Err() != nil {
-			// Graceful stop: hand over at once instead of after the TTL.
+		if ctx.Err() != nil || yielded {
+			// Graceful stop or hand-over: release at once instead of
+			// after the TTL.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.TTL/2)
 			if err := c.KV.Delete(dctx, c.Key, jetstream.LastRevision(t.rev)); err == nil {
-				l.log.Info("natsched: leader released the lease", "term", t.token)
+				l.log.Info("natsched: leader released the lease", "key", c.Key, "term", t.token, "handover", yielded)
+				if c.Mirror != "" {
+					_ = c.KV.Delete(dctx, c.Mirror)
+				}
 			}
 			cancel()
 		}
 	}()
+	var changed <-chan struct{}
+	if c.Gate != nil {
+		changed = c.Gate.Changed()
+	}
 	confirmed := t.sent // send time of the last confirmed write
 	wait := c.TTL / 3
 	for {
@@ -257,6 +350,14 @@ func (l *Lease) lead(ctx context.Context, t term) {
 		case <-ctx.Done():
 			stop()
 			return
+		case <-changed:
+			stop()
+			if c.Gate.Yield() {
+				yielded = true
+				return
+			}
+			wait = max(confirmed.Add(c.TTL/3).Sub(l.clk.Now()), 0)
+			continue
 		case <-tick:
 		}
 		sent := l.clk.Now()
@@ -276,6 +377,7 @@ func (l *Lease) lead(ctx context.Context, t term) {
 		case err == nil:
 			t.rev, confirmed = rev, sent
 			c.Holder.Extend(sent.Add(safe))
+			l.mirror(ctx, t.value)
 			// Next renewal TTL/3 after this one was sent; at once if it
 			// came back so late that the holder's deadline has passed.
 			wait = max(sent.Add(c.TTL/3).Sub(l.clk.Now()), 0)
