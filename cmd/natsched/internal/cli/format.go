@@ -186,22 +186,61 @@ func formatStatus(w io.Writer, body []byte) error {
 		if json.Unmarshal(v, &s) != nil {
 			s = string(v)
 		}
-		if k == "leader" && s == "" {
-			s = "(none)"
+		switch k {
+		case "leader":
+			if s == "" {
+				s = "(none)"
+			}
+		case "held_partitions":
+			var ps []int
+			if json.Unmarshal(v, &ps) == nil {
+				s = partitionList(ps)
+			}
+		case "partition_leaders":
+			var names []string
+			if json.Unmarshal(v, &names) == nil {
+				s = partitionLeaders(names)
+			}
 		}
 		fmt.Fprintf(tw, "%s:\t%s\n", strings.ReplaceAll(k, "_", " "), s)
 	}
 	return tw.Flush()
 }
 
+// partitionList prints partitions as "0, 3", or "(none)".
+func partitionList(ps []int) string {
+	if len(ps) == 0 {
+		return "(none)"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ", ")
+}
+
+// partitionLeaders prints each partition's holder as "0=a 1=b 2=(none)".
+func partitionLeaders(names []string) string {
+	s := make([]string, len(names))
+	for p, n := range names {
+		if n == "" {
+			n = "(none)"
+		}
+		s[p] = strconv.Itoa(p) + "=" + n
+	}
+	return strings.Join(s, " ")
+}
+
 // formatStatusRows prints one row per instance's status reply.
 func formatStatusRows(w io.Writer, bodies [][]byte) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tLEADING\tPENDING\tFIRED\tLATE\tVERSION\tSTARTED\tCLOCK OFFSET")
+	fmt.Fprintln(tw, "INSTANCE\tLEADING\tPARTITIONS\tPENDING\tFIRED\tLATE\tVERSION\tSTARTED\tCLOCK OFFSET")
 	for _, b := range bodies {
 		var st struct {
 			Instance    string `json:"instance"`
 			IsLeader    bool   `json:"is_leader"`
+			Partitions  int    `json:"partitions"`
+			Held        []int  `json:"held_partitions"`
 			Pending     int    `json:"pending"`
 			Fired       uint64 `json:"fired"`
 			Late        uint64 `json:"late"`
@@ -216,7 +255,8 @@ func formatStatusRows(w io.Writer, bodies [][]byte) error {
 		if st.IsLeader {
 			lead = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", st.Instance, lead, st.Pending, st.Fired, st.Late, st.Version, st.Started, st.ClockOffset)
+		parts := fmt.Sprintf("%s of %d", partitionList(st.Held), max(st.Partitions, 1))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", st.Instance, lead, parts, st.Pending, st.Fired, st.Late, st.Version, st.Started, st.ClockOffset)
 	}
 	return tw.Flush()
 }

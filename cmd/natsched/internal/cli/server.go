@@ -98,6 +98,7 @@ joins what its flags, $NATS_URL or $NATS_CONTEXT say.`,
 	fs.StringVar(&f.name, "name", "", "instance `NAME` (default: host name and process ID); its connection is named 'natsched NAME'")
 	fs.IntVar(&f.replicas, "replicas", 1, "`N` replicas (1 or 3) of the buckets and streams it creates")
 	fs.DurationVar(&f.lease, "lease", natschedjs.DefaultLeaseTTL, "leader lease `TTL`; every instance should use the same")
+	fs.IntVar(&f.partitions, "partitions", 1, "split firing into `N` partitions, each with its own lease, balanced over the instances (1-1024); every instance should use the same")
 	fs.DurationVar(&f.misfire, "misfire-threshold", time.Second, "`D`: how late an occurrence may fire before it counts as missed")
 	fs.DurationVar(&f.fireMaxAge, "fire-max-age", natschedjs.DefaultFireMaxAge, "`D`: max age of NATSCHED_FIRE when it is created (0: none)")
 	fs.DurationVar(&f.deadMaxAge, "dead-max-age", natschedjs.DefaultDeadMaxAge, "`D`: max age of NATSCHED_DEAD when it is created (0: none)")
@@ -124,6 +125,7 @@ type serverFlags struct {
 	insecure         bool
 	name             string
 	replicas         int
+	partitions       int
 	lease, misfire   time.Duration
 	fireMaxAge       time.Duration
 	deadMaxAge       time.Duration
@@ -184,6 +186,9 @@ func (f *serverFlags) validate(getenv func(string) string) error {
 	if f.misfire <= 0 {
 		return usagef("--misfire-threshold must be positive, got %s", f.misfire)
 	}
+	if f.partitions < 1 || f.partitions > natschedjs.MaxPartitions {
+		return usagef("--partitions must be between 1 and %d, got %d", natschedjs.MaxPartitions, f.partitions)
+	}
 	if f.fireMaxAge < 0 || f.deadMaxAge < 0 {
 		return usagef("--fire-max-age and --dead-max-age must not be negative")
 	}
@@ -201,6 +206,7 @@ func (f *serverFlags) validate(getenv func(string) string) error {
 		natschedjs.WithPrefix(f.prefix),
 		natschedjs.WithReplicas(f.replicas),
 		natschedjs.WithLeaseTTL(f.lease),
+		natschedjs.WithPartitions(f.partitions),
 		natschedjs.WithMisfireThreshold(f.misfire),
 		natschedjs.WithFireMaxAge(f.fireMaxAge),
 		natschedjs.WithDeadMaxAge(f.deadMaxAge),
