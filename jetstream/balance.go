@@ -30,10 +30,14 @@ type balance struct {
 	// mine: partitions this instance campaigns for or holds.
 	mine  []bool
 	nmine int
+	// handing is the partition this instance handed over and nobody has
+	// taken yet (-1: none): one hand-over at a time.
+	handing  int
+	handedAt time.Time
 }
 
 func newBalance(n int, self string, grace time.Duration) balance {
-	b := balance{n: n, self: self, grace: grace, mine: make([]bool, n)}
+	b := balance{n: n, self: self, grace: grace, mine: make([]bool, n), handing: -1}
 	b.reset()
 	return b
 }
@@ -53,6 +57,9 @@ func (b *balance) hold(p int, v lease.Value, now time.Time) {
 	delete(b.dead, v.ID)
 	if p < b.n {
 		b.holders[p], b.freeSince[p] = v.ID, time.Time{}
+	}
+	if p == b.handing {
+		b.handing = -1
 	}
 }
 
@@ -87,10 +94,28 @@ func (b *balance) live() int {
 	return len(names)
 }
 
-// limit is what one instance should hold: ceil(n / live).
+// limit is what one instance should hold at most: ceil(n / live).
 func (b *balance) limit() int {
 	k := b.live()
 	return (b.n + k - 1) / k
+}
+
+// fewest is the fewest partitions another live instance of the same
+// count holds, or -1 if there is none.
+func (b *balance) fewest() int {
+	held := map[string]int{}
+	for _, h := range b.holders {
+		if h != "" {
+			held[h]++
+		}
+	}
+	fewest := -1
+	for _, m := range b.members {
+		if m.ID != b.self && m.Partitions == b.n && !b.dead[m.ID] && (fewest < 0 || held[m.ID] < fewest) {
+			fewest = held[m.ID]
+		}
+	}
+	return fewest
 }
 
 // ours reports whether partitions other than 0 may be held by this
@@ -98,23 +123,24 @@ func (b *balance) limit() int {
 func (b *balance) ours(p int) bool { return p == 0 || b.inForce == b.n }
 
 // campaign answers the gate of partition p: whether to try for it now,
-// and if not, when to ask again (0: when the view changes). Without
-// pushed expiries (markers) the view cannot tell the dead, so any free
-// partition is tried for.
+// and if not, when to ask again (0: when the view changes). An instance
+// below its share and holding no more than any other tries at once.
+// Without pushed expiries (markers) the view cannot tell the dead, so any
+// free partition is tried for.
 func (b *balance) campaign(p int, now time.Time, markers bool) (bool, time.Duration) {
 	switch {
 	case b.mine[p]:
 		return true, 0
 	case !b.ours(p):
 		return false, 0
-	case !markers || b.nmine < b.limit():
+	case !markers || b.nmine < b.limit() && (b.fewest() < 0 || b.nmine <= b.fewest()):
 		b.reserve(p)
 		return true, 0
 	case b.holders[p] != "":
 		return false, 0
 	}
-	// Free, and this instance has its share: take it only if nobody else
-	// has for a moment (a count that is briefly wrong, an instance gone).
+	// Free, and others should take it first: take it only if nobody has
+	// for a moment (a count that is briefly wrong, an instance gone).
 	if b.freeSince[p].IsZero() {
 		b.freeSince[p] = now
 	}
@@ -141,10 +167,12 @@ func (b *balance) release(p int) {
 
 // yield answers the gate of partition p, held: whether to hand it over
 // now. It does when the count in force is another, or when this instance
-// holds more than its share, p is its highest and another instance of the
-// same count holds less than its share. Saying yes gives p back at once,
-// so that the next question counts without it.
-func (b *balance) yield(p int, markers bool) bool {
+// holds at least two more than another instance of the same count, p is
+// its highest, and no earlier hand-over is still waiting to be taken (for
+// at most the grace). Every hand-over narrows the spread, so the leases
+// settle with at most one between any two instances and then stay. Saying
+// yes gives p back at once, so that the next question counts without it.
+func (b *balance) yield(p int, now time.Time, markers bool) bool {
 	if !b.mine[p] {
 		return false
 	}
@@ -152,11 +180,15 @@ func (b *balance) yield(p int, markers bool) bool {
 		b.release(p)
 		return true
 	}
-	limit := b.limit()
-	if !markers || b.nmine <= limit || b.highest() != p || !b.someoneShort(limit) {
+	if b.handing >= 0 && now.Sub(b.handedAt) < b.grace {
+		return false
+	}
+	fewest := b.fewest()
+	if !markers || fewest < 0 || b.nmine-fewest < 2 || b.highest() != p {
 		return false
 	}
 	b.release(p)
+	b.handing, b.handedAt = p, now
 	return true
 }
 
@@ -168,21 +200,4 @@ func (b *balance) highest() int {
 		}
 	}
 	return -1
-}
-
-// someoneShort reports whether another live instance of the same count
-// holds fewer than limit partitions.
-func (b *balance) someoneShort(limit int) bool {
-	held := map[string]int{}
-	for _, h := range b.holders {
-		if h != "" {
-			held[h]++
-		}
-	}
-	for _, m := range b.members {
-		if m.ID != b.self && m.Partitions == b.n && !b.dead[m.ID] && held[m.ID] < limit {
-			return true
-		}
-	}
-	return false
 }

@@ -80,7 +80,7 @@ func (s *sim) settle(rounds int) {
 		for _, name := range s.order {
 			b := s.bals[name]
 			for p := range s.n {
-				if s.owner[p] == name && b.yield(p, true) {
+				if s.owner[p] == name && b.yield(p, s.now, true) {
 					s.owner[p] = ""
 					s.each(func(o *balance) { o.free(p, false, s.now) })
 					changed = true
@@ -146,13 +146,28 @@ func TestBalanceSpreadsPartitions(t *testing.T) {
 	s.settle(100)
 	require.Equal(t, map[string]int{"a": 2, "b": 2, "c": 2}, s.shares())
 
-	s.join("d") // 6 over 4: at most 2 each, all held
+	s.join("d") // 6 over 4: 2, 2, 1, 1
 	s.settle(100)
 	sh := s.shares()
 	require.Zero(t, sh[""], "unheld partitions: %v", sh)
-	for name, k := range sh {
-		require.LessOrEqual(t, k, 2, "%s holds %d", name, k)
+	require.ElementsMatch(t, []int{2, 2, 1, 1}, []int{sh["a"], sh["b"], sh["c"], sh["d"]}, "%v", sh)
+}
+
+// TestBalanceFourOverThree: 4 partitions over 3 instances end 2, 1, 1
+// (not 2, 2, 0, which ceil(N/k) alone allows), whatever the order they
+// join in, and stay.
+func TestBalanceFourOverThree(t *testing.T) {
+	t.Parallel()
+	s := newSim(t, 4)
+	for _, name := range []string{"a", "b", "c"} {
+		s.join(name)
+		s.settle(100)
 	}
+	sh := s.shares()
+	require.ElementsMatch(t, []int{2, 1, 1}, []int{sh["a"], sh["b"], sh["c"]}, "%v", sh)
+	s.moves = 0
+	s.settle(100)
+	require.Zero(t, s.moves)
 }
 
 // TestBalanceTakesAFreePartitionAfterTheGrace: an instance at its share
@@ -186,10 +201,10 @@ func TestBalanceFollowsThePartitionCountInForce(t *testing.T) {
 	b.hold(0, lease.Value{ID: "z", Partitions: 6}, now)
 	ok, _ = b.campaign(3, now, true)
 	require.True(t, ok)
-	require.False(t, b.yield(3, true))
+	require.False(t, b.yield(3, now, true))
 
 	b.hold(0, lease.Value{ID: "old"}, now) // an instance of 1 partition (or an older natsched) leads
-	require.True(t, b.yield(3, true), "another count is in force")
+	require.True(t, b.yield(3, now, true), "another count is in force")
 	ok, _ = b.campaign(3, now, true)
 	require.False(t, ok)
 	b.free(0, true, now)

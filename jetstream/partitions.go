@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,10 +34,12 @@ import (
 // partition counts firing side by side.
 //
 // Balance: with k live instances of the N in force, an instance
-// campaigns while it holds fewer than ceil(N/k), and for any partition
-// that has been free for a moment (so a stale count never leaves one
-// unheld); one holding more than ceil(N/k) hands its highest partition
-// over, one at a time, once another holds fewer.
+// campaigns at once while it holds fewer than ceil(N/k) and no more than
+// any other, and for any partition that has been free for a moment (so a
+// stale count never leaves one unheld); one holding at least two more
+// than another hands its highest partition over, one at a time. The
+// leases settle with at most one between any two instances, each at most
+// ceil(N/k), and then stay.
 
 // PartitionKey is the lease key of partition p (contract).
 func PartitionKey(p int) string {
@@ -226,6 +229,7 @@ type gate struct {
 	c       *coordinator
 	p       int
 	changed chan struct{}
+	asked   atomic.Int64 // Campaign calls, for tests
 }
 
 func (g *gate) poke() {
@@ -238,6 +242,7 @@ func (g *gate) poke() {
 func (g *gate) Changed() <-chan struct{} { return g.changed }
 
 func (g *gate) Campaign() (bool, time.Duration) {
+	defer g.asked.Add(1)
 	g.c.mu.Lock()
 	defer g.c.mu.Unlock()
 	return g.c.bal.campaign(g.p, g.c.clk.Now(), g.c.markers)
@@ -252,5 +257,5 @@ func (g *gate) Release() {
 func (g *gate) Yield() bool {
 	g.c.mu.Lock()
 	defer g.c.mu.Unlock()
-	return g.c.bal.yield(g.p, g.c.markers)
+	return g.c.bal.yield(g.p, g.c.clk.Now(), g.c.markers)
 }

@@ -162,3 +162,50 @@ func TestPartitionsOption(t *testing.T) {
 		require.Equal(t, p, partitionOf(key), key)
 	}
 }
+
+// TestPartitionCountInForce: the holder of "leader" decides the partition
+// count in force. An instance of 6 partitions beside a leader of 1 holds
+// nothing (it campaigns for partition 0 only), so two counts never fire
+// side by side; once the leader of 1 stops it takes all 6 and "leader"
+// says 6; an instance of 1 started then holds nothing either.
+func TestPartitionCountInForce(t *testing.T) {
+	t.Parallel()
+	srv := natschedtest.RunServer(t)
+	one, stopOne := startPartitioned(t, srv, "one", 1)
+	waitLeader(t, one)
+	six, _ := startPartitioned(t, srv, "six", 6)
+	// Every other partition's lease has asked its gate (and been told no)
+	// once the coordinator saw "leader".
+	natschedtest.Eventually(t, 10*time.Second, func() bool {
+		for p := 1; p < 6; p++ {
+			if six.coord.gates[p].asked.Load() == 0 {
+				return false
+			}
+		}
+		six.coord.mu.Lock()
+		defer six.coord.mu.Unlock()
+		return six.coord.bal.inForce == 1
+	}, "the gates of partitions 1-5 asked with 1 partition in force")
+	kv, err := srv.JetStream(t).KeyValue(bg, one.Names().LeaderBucket)
+	require.NoError(t, err)
+	for p := 1; p < 6; p++ {
+		_, held, err := lease.Current(bg, kv, PartitionKey(p))
+		require.NoError(t, err)
+		require.False(t, held, "%s is held beside a leader of 1 partition", PartitionKey(p))
+	}
+	require.Empty(t, six.loop.heldPartitions())
+	require.True(t, one.IsLeader())
+
+	stopOne()
+	holdings(t, []*Scheduler{six}, map[string]int{"six": 6})
+	v, ok, err := lease.Current(bg, kv, LeaderKey)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "six", v.ID)
+	require.Equal(t, 6, v.Partitions)
+
+	late, _ := startPartitioned(t, srv, "late", 1)
+	natschedtest.Eventually(t, 10*time.Second, func() bool { return late.loop.loaded.Load() }, "late loaded")
+	require.False(t, late.IsLeader())
+	require.Len(t, six.loop.heldPartitions(), 6)
+}

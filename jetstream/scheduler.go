@@ -56,6 +56,7 @@ type Scheduler struct {
 	consumers    []*Consumer
 	api          *api
 	intake       *intake
+	coord        *coordinator // with partitions
 }
 
 var _ natsched.Scheduler = (*Scheduler)(nil)
@@ -342,6 +343,7 @@ func (s *Scheduler) start(ctx context.Context) (_ *running, err error) {
 		s.wg.Go(func() { s.clk.watch(runCtx, r.inf.leaseKV, s.nc, o.leaseClock) })
 	}
 	if coord != nil {
+		s.coord = coord
 		s.wg.Go(func() { coord.run(runCtx) })
 	}
 	for _, l := range leases {
