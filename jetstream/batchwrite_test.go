@@ -181,3 +181,35 @@ func TestExistingBucketTakesFastBatches(t *testing.T) {
 	}
 	require.EqualValues(t, 50, streamMsgs(t, jsc, s.Names().FireStream))
 }
+
+// TestCloseDuringFreshnessCheck: Close while a batch is about to ask the
+// firing loop whether its copies are fresh. The loop stops answering
+// before it waits for the batch, and the batch must not wait for an answer
+// that never comes (it did, for the whole 30s fire timeout): Close
+// returns well within its bound.
+func TestCloseDuringFreshnessCheck(t *testing.T) {
+	t.Parallel()
+	srv := natschedtest.RunServer(t)
+	asking := make(chan struct{})
+	var once sync.Once
+	var loop atomic.Pointer[firer]
+	s := startWithFaults(t, srv, "closing", func(f *faults) {
+		f.beforeFresh = func() {
+			once.Do(func() { close(asking) })
+			select { // until Close has stopped the loop answering
+			case <-loop.Load().exiting:
+			case <-time.After(20 * time.Second):
+			}
+		}
+	})
+	loop.Store(s.loop)
+	putOneShots(t, s, "closing", 10, time.Now().Add(200*time.Millisecond))
+	select {
+	case <-asking:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no batch asked for freshness")
+	}
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.Close(ctx))
+}

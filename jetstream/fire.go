@@ -467,6 +467,9 @@ func (f *firing) cachedAndFresh(ctx context.Context, jobs []job) bool {
 	if err != nil {
 		return false
 	}
+	if hook := f.faults.beforeFresh; hook != nil {
+		hook()
+	}
 	if f.fresh(ctx, last, entries) {
 		return true
 	}

@@ -62,6 +62,10 @@ type firer struct {
 	rr      int
 	control chan control
 	stopped chan struct{} // closed when run returns
+	// exiting closes when run stops answering, before it waits for the
+	// batches in flight: a batch asking it something then gets no answer
+	// at once instead of waiting out its fire timeout.
+	exiting chan struct{}
 
 	wake    chan struct{}
 	results chan []result // one send per batch
@@ -175,7 +179,7 @@ func newFirer(f *firer) *firer {
 	if f.own == nil {
 		f.own = new(ownSeqs)
 	}
-	f.stopped = make(chan struct{})
+	f.stopped, f.exiting = make(chan struct{}), make(chan struct{})
 	if f.faults == nil {
 		f.faults = new(faults)
 	}
@@ -243,6 +247,7 @@ func (l *firer) run(ctx context.Context) {
 	var ending []control // term ends waiting for their in-flight fires
 	defer close(l.stopped)
 	defer func() {
+		close(l.exiting)
 		l.timer.Stop()
 		l.wg.Wait()
 		l.isLeader.Store(false)
@@ -514,7 +519,7 @@ func (l *firer) askFresh(ctx context.Context, last uint64, entries []*entry) boo
 	reply := make(chan bool, 1)
 	select {
 	case l.fresh <- freshReq{last: last, entries: entries, reply: reply}:
-	case <-l.stopped:
+	case <-l.exiting:
 		return false
 	case <-ctx.Done():
 		return false

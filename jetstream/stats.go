@@ -24,4 +24,7 @@ type faults struct {
 	// watch events, so that the index lags the bucket (poke the loop
 	// after releasing it).
 	holdWatch func() bool
+	// beforeFresh runs in a batch just before it asks the firing loop
+	// whether its copies are fresh.
+	beforeFresh func()
 }
