@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/natsched/natsched/cmd/natsched/internal/natsconn"
+	nsjs "github.com/natsched/natsched/jetstream"
 )
 
 // Exit statuses of Main.
@@ -50,6 +51,9 @@ const (
 	// WSustained is not in the default set: it stores rate x duration
 	// schedules (1.5M by default) and runs for minutes.
 	WSustained = "sustained"
+	// WScale is not in the default set: three bursts, through 1, 2 and 3
+	// instances of partitioned leases.
+	WScale = "scale"
 )
 
 // Systems a result row belongs to.
@@ -90,22 +94,24 @@ type config struct {
 	verbose       bool
 	observe       string
 
-	spreadN       int
-	spreadOver    time.Duration
-	instantN      int
-	burstN        int
-	createN       int
-	createConc    int
-	pendingN      int
-	pendingLoad   string
-	idleN         int
-	idleFor       time.Duration
-	failoverLease time.Duration
-	failoverEvery time.Duration
-	rawN          int
-	cpuProfile    string
-	sustainedRate int
-	sustainedFor  time.Duration
+	spreadN         int
+	spreadOver      time.Duration
+	instantN        int
+	burstN          int
+	createN         int
+	createConc      int
+	pendingN        int
+	pendingLoad     string
+	idleN           int
+	idleFor         time.Duration
+	failoverLease   time.Duration
+	failoverEvery   time.Duration
+	rawN            int
+	cpuProfile      string
+	sustainedRate   int
+	sustainedFor    time.Duration
+	scaleN          int
+	scalePartitions int
 }
 
 func (c *config) wants(w string) bool { return slices.Contains(c.workloads, w) }
@@ -152,7 +158,7 @@ func newFlagSet(c *config, workloads *string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("natsched bench", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	fs.StringVar(workloads, "workloads", strings.Join(defaultWorkloads, ","), "comma-separated `list` of workloads to run: "+strings.Join(append(slices.Clone(defaultWorkloads), WRaw, WSustained), ","))
+	fs.StringVar(workloads, "workloads", strings.Join(defaultWorkloads, ","), "comma-separated `list` of workloads to run: "+strings.Join(append(slices.Clone(defaultWorkloads), WRaw, WSustained, WScale), ","))
 	fs.BoolVar(&c.compareNative, "compare-native", false, "also run spread, instant, burst and create through NATS server message schedules")
 	fs.BoolVar(&c.raw, "raw", false, "also measure raw JetStream PublishAsync throughput (the ceiling)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print one JSON object instead of the table")
@@ -174,6 +180,8 @@ func newFlagSet(c *config, workloads *string) *pflag.FlagSet {
 	fs.IntVar(&c.rawN, "raw-n", 200_000, "messages published by each raw run")
 	fs.IntVar(&c.sustainedRate, "sustained-rate", 50_000, "fires per second offered in sustained")
 	fs.DurationVar(&c.sustainedFor, "sustained-for", 30*time.Second, "how long sustained offers its rate")
+	fs.IntVar(&c.scaleN, "scale-n", 50_000, "schedules in each burst of scale")
+	fs.IntVar(&c.scalePartitions, "scale-partitions", 6, "partitions of the instances in scale")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (scheduler, client and embedded server) to `FILE`, for go tool pprof")
 	// --nats (and -s/--server, $NATS_URL, a context) joins a NATS system
 	// with JetStream instead of an embedded server in a temp dir.
@@ -208,7 +216,7 @@ func parseArgs(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q", fs.Arg(0))
 	}
-	known := append(slices.Clone(defaultWorkloads), WRaw, WSustained)
+	known := append(slices.Clone(defaultWorkloads), WRaw, WSustained, WScale)
 	seen := map[string]bool{}
 	for w := range strings.SplitSeq(workloads, ",") {
 		w = strings.TrimSpace(w)
@@ -244,7 +252,7 @@ func parseArgs(args []string) (*config, error) {
 		{"spread-n", c.spreadN}, {"instant-n", c.instantN}, {"burst-n", c.burstN},
 		{"create-n", c.createN}, {"create-concurrency", c.createConc},
 		{"pending-n", c.pendingN}, {"idle-n", c.idleN}, {"raw-n", c.rawN},
-		{"sustained-rate", c.sustainedRate},
+		{"sustained-rate", c.sustainedRate}, {"scale-n", c.scaleN},
 	}
 	for _, p := range positive {
 		if p.v < 1 {
@@ -262,6 +270,8 @@ func parseArgs(args []string) (*config, error) {
 		return nil, usagef("--failover-lease must be at least 300ms, got %s", c.failoverLease)
 	case c.failoverEvery < time.Millisecond:
 		return nil, usagef("--failover-every must be at least 1ms, got %s", c.failoverEvery)
+	case c.scalePartitions < 1 || c.scalePartitions > nsjs.MaxPartitions:
+		return nil, usagef("--scale-partitions must be between 1 and %d, got %d", nsjs.MaxPartitions, c.scalePartitions)
 	case c.createConc > 4096:
 		return nil, usagef("--create-concurrency must be at most 4096, got %d", c.createConc)
 	}
@@ -538,6 +548,8 @@ func (b *bench) run(ctx context.Context) *Report {
 			add(w, SystemNatsched, func(ctx context.Context) ([]Result, error) { return one(b.idle(ctx)) })
 		case WRaw:
 			add(w, SystemRaw, b.rawPublish)
+		case WScale:
+			add(w, SystemNatsched, b.scale)
 		}
 	}
 	compare(rep.Workloads)

@@ -68,6 +68,9 @@ type Result struct {
 	// whether lateness stayed bounded (see fillSustained).
 	WindowP99Ms []float64 `json:"window_p99_ms,omitempty"`
 	Bounded     *bool     `json:"bounded,omitempty"`
+	// scale: instances firing, and each one's share of the fires.
+	Instances int       `json:"instances,omitempty"`
+	Shares    []float64 `json:"shares,omitempty"`
 	// create: request latency.
 	LatencyMs *Lateness `json:"latency_ms,omitempty"`
 	// pending.
