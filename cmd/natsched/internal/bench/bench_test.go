@@ -71,6 +71,9 @@ func TestMainUsageErrors(t *testing.T) {
 		{"--failover-lease", "100ms"},
 		{"--pending-load", "fast"},
 		{"--observe", "telepathy"},
+		{"--scale-n", "0"},
+		{"--scale-partitions", "0"},
+		{"--scale-partitions", "1025"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -323,5 +326,31 @@ func TestStoredTemplate(t *testing.T) {
 			assert.True(t, s.NextRun.Equal(at))
 			assert.Equal(t, gen, s.Generation)
 		}
+	}
+}
+
+// TestScaleWorkload: a small scale run on the embedded server reports one
+// row per instance count, every fire arrived, and the shares add up to
+// the whole with each instance firing some.
+func TestScaleWorkload(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), []string{"--workloads", "scale", "--scale-n", "600", "--json", "--progress=false"}, &out, &errOut)
+	require.Equal(t, ExitOK, code, errOut.String())
+	var rep Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
+	require.Len(t, rep.Workloads, 3)
+	for k, r := range rep.Workloads {
+		require.Equal(t, WScale, r.Name)
+		require.Empty(t, r.Error)
+		require.Equal(t, k+1, r.Instances)
+		require.Len(t, r.Shares, k+1)
+		var sum float64
+		for _, sh := range r.Shares {
+			require.Greater(t, sh, 0.0, "an instance of %d fired nothing: %v", k+1, r.Shares)
+			sum += sh
+		}
+		require.InDelta(t, 1.0, sum, 0.01, "shares %v", r.Shares)
+		require.NotNil(t, r.PerSecond)
 	}
 }

@@ -95,13 +95,31 @@ func (b *bench) scaleWith(ctx context.Context, k int) (Result, error) {
 		return res, err
 	}
 	fillFires(&res, WBurst, obs.snapshot(), t0)
+	// An instance counts a fire once its state is recorded, just after the
+	// subscriber may have seen it.
+	fired := make([]uint64, len(insts))
+	recorded := func() bool {
+		var total uint64
+		for i, in := range insts {
+			st, err := in.s.Status(ctx)
+			if err != nil {
+				return false
+			}
+			fired[i] = st.Fired
+			total += st.Fired
+		}
+		return total >= uint64(got)
+	}
+	if err := waitUntil(ctx, 10*time.Second, 10*time.Millisecond, recorded); err != nil {
+		note = joinNote(note, "not every fire was recorded 10s after the last arrived")
+	}
 	var shares []string
-	for _, in := range insts {
+	for i, in := range insts {
 		st, err := in.s.Status(ctx)
 		if err != nil {
 			return res, err
 		}
-		share := float64(st.Fired) / float64(n)
+		share := float64(fired[i]) / float64(n)
 		res.Shares = append(res.Shares, round(share, 3))
 		shares = append(shares, fmt.Sprintf("%.1f%% (partitions %v)", 100*share, st.HeldPartitions))
 	}
