@@ -12,6 +12,10 @@
 //
 //   - KV natsched_schedules: key = schedule ID, value = the schedule's JSON.
 //   - KV natsched_leader: key "leader" = {"id": <instance>, "term": <token>}.
+//     With WithPartitions(N), N > 1: "leader" is partition 0's lease and
+//     says "partitions": N, "leader.<p>" is partition p's, "leader.0"
+//     mirrors "leader", and "member.<token>" = {"id", "partitions"} marks
+//     each live instance (see partitions.go).
 //   - Stream NATSCHED_FIRE on natsched.fire.> (the default home of targets),
 //     with a duplicate window of at least 2 minutes and 10 lease TTLs.
 //   - Stream NATSCHED_DEAD on natsched.dead.> and natsched.rejected.>.
@@ -48,7 +52,9 @@
 // from a watch of the bucket: a status-filtered List takes its candidates
 // from it, once it has caught up with every write the bucket acknowledged
 // before the call, and reads their current values. The instance holding
-// the lease (see package jetstream/internal/lease for its state model) sleeps on a single timer
+// the lease (one lease per partition with WithPartitions, each partition
+// fired by the instance holding its lease; see package
+// jetstream/internal/lease for its state model) sleeps on a single timer
 // until the earliest due time, reads each due schedule, publishes its
 // occurrences with Nats-Msg-Id set to the occurrence ID, and writes the new
 // state only after the PubAck.
