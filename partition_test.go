@@ -1,6 +1,7 @@
 package natsched_test
 
 import (
+	"hash/fnv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,3 +29,21 @@ func TestPartitionIsPinned(t *testing.T) {
 		require.Equal(t, c.want, got, "Partition(%q, %d)", c.id, c.n)
 	}
 }
+
+// The hand-written hash is hash/fnv's FNV-1a.
+func FuzzPartitionIsFNV1a(f *testing.F) {
+	f.Add("billing.invoice-42", 6)
+	f.Add("", 1)
+	f.Fuzz(func(t *testing.T, id string, n int) {
+		n = 1 + int(uint(n)%natschedMaxPartitions)
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(id))
+		want := int(h.Sum32() % uint32(n))
+		if n == 1 {
+			want = 0
+		}
+		require.Equal(t, want, natsched.Partition(id, n))
+	})
+}
+
+const natschedMaxPartitions = 256

@@ -50,8 +50,8 @@ type entry struct {
 	due int64  // unix ns; 0 = not in the heap
 	rev uint64 // latest revision seen
 	pos int32  // in heap, -1 when out
-	// part is the schedule's partition.
-	part uint16
+	// part is the schedule's partition (a byte: entries stay 48 bytes).
+	part uint8
 	// busy: a worker is firing this schedule; watch updates wait in
 	// latest until it reports back.
 	busy bool
@@ -175,7 +175,7 @@ func (x *index) set(id string, rev uint64, due int64, st status, sch *natsched.S
 	if e == nil {
 		// The watch's key is a slice of the whole message subject: keep
 		// a copy of just the ID.
-		e = &entry{id: strings.Clone(id), pos: -1, status: st, part: uint16(natsched.Partition(id, len(x.parts)))}
+		e = &entry{id: strings.Clone(id), pos: -1, status: st, part: uint8(natsched.Partition(id, len(x.parts)))}
 		x.byID[e.id] = e
 		x.byStatus.ReplaceOrInsert(e)
 		x.count(st, 1)

@@ -177,8 +177,9 @@ func WithWorkers(n int) Option {
 	}
 }
 
-// MaxPartitions bounds WithPartitions.
-const MaxPartitions = 1024
+// MaxPartitions bounds WithPartitions (an index entry keeps its
+// partition in one byte).
+const MaxPartitions = 256
 
 // WithPartitions splits firing into n partitions (default 1): schedule id
 // belongs to partition natsched.Partition(id, n), each partition has its

@@ -73,7 +73,7 @@ func TestMainUsageErrors(t *testing.T) {
 		{"--observe", "telepathy"},
 		{"--scale-n", "0"},
 		{"--scale-partitions", "0"},
-		{"--scale-partitions", "1025"},
+		{"--scale-partitions", "257"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer

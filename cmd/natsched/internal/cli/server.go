@@ -98,7 +98,7 @@ joins what its flags, $NATS_URL or $NATS_CONTEXT say.`,
 	fs.StringVar(&f.name, "name", "", "instance `NAME` (default: host name and process ID); its connection is named 'natsched NAME'")
 	fs.IntVar(&f.replicas, "replicas", 1, "`N` replicas (1 or 3) of the buckets and streams it creates")
 	fs.DurationVar(&f.lease, "lease", natschedjs.DefaultLeaseTTL, "leader lease `TTL`; every instance should use the same")
-	fs.IntVar(&f.partitions, "partitions", 1, "split firing into `N` partitions, each with its own lease, balanced over the instances (1-1024); every instance should use the same")
+	fs.IntVar(&f.partitions, "partitions", 1, "split firing into `N` partitions, each with its own lease, balanced over the instances (1-256); every instance should use the same")
 	fs.DurationVar(&f.misfire, "misfire-threshold", time.Second, "`D`: how late an occurrence may fire before it counts as missed")
 	fs.DurationVar(&f.fireMaxAge, "fire-max-age", natschedjs.DefaultFireMaxAge, "`D`: max age of NATSCHED_FIRE when it is created (0: none)")
 	fs.DurationVar(&f.deadMaxAge, "dead-max-age", natschedjs.DefaultDeadMaxAge, "`D`: max age of NATSCHED_DEAD when it is created (0: none)")
