@@ -78,25 +78,10 @@ func TestFrozenLeaderPublishesNothingAfterItsLease(t *testing.T) {
 	// The burst: n one-shots due together, written through the API.
 	at := time.Now().Add(4 * time.Second).UTC()
 	id := func(i int) string { return fmt.Sprintf("burst.%05d", i) }
+	putThroughAPI(t, nc, n, 32, id, func(int) string {
+		return fmt.Sprintf(`{"subject":"natsched.fire.burst","at":%q}`, natsched.FormatTime(at))
+	})
 	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 32 {
-		wg.Go(func() {
-			for i := range work {
-				body := fmt.Sprintf(`{"subject":"natsched.fire.burst","at":%q}`, natsched.FormatTime(at))
-				m, err := nc.Request("natsched.api.put."+id(i), []byte(body), commandWait)
-				if err != nil || m.Header.Get("Nats-Service-Error-Code") != "" {
-					t.Errorf("put %s: %v %v", id(i), err, m)
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	require.False(t, t.Failed())
 	fireStream, err := jsc.Stream(context.Background(), "NATSCHED_FIRE")
 	require.NoError(t, err)
 	natschedtest.Eventually(t, time.Until(at)+fireWait, func() bool {
@@ -212,6 +197,30 @@ func TestFrozenLeaderPublishesNothingAfterItsLease(t *testing.T) {
 
 // storedFires counts the fire stream's messages per Natsched-Id, and when
 // the first of each was stored.
+// putThroughAPI stores n schedules id(i) with body(i) through
+// natsched.api.put from workers goroutines, and fails t if any put fails.
+func putThroughAPI(t *testing.T, nc *nats.Conn, n, workers int, id, body func(int) string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range work {
+				m, err := nc.Request("natsched.api.put."+id(i), []byte(body(i)), commandWait)
+				if err != nil || m.Header.Get("Nats-Service-Error-Code") != "" {
+					t.Errorf("put %s: %v %v", id(i), err, m)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	require.False(t, t.Failed())
+}
+
 func storedFires(t *testing.T, jsc js.JetStream) (map[string]int, map[string]time.Time) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*fireWait)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,25 +73,9 @@ func TestSIGKILLedPartitionHolder(t *testing.T) {
 
 	at := time.Now().Add(4 * time.Second)
 	id := func(i int) string { return fmt.Sprintf("pk.%05d", i) }
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				body := fmt.Sprintf(`{"subject":"natsched.fire.pk","at":%q}`, natsched.FormatTime(at.Add(time.Duration(i)*5*time.Millisecond)))
-				m, err := nc.Request("natsched.api.put."+id(i), []byte(body), commandWait)
-				if err != nil || m.Header.Get("Nats-Service-Error-Code") != "" {
-					t.Errorf("put %s: %v %v", id(i), err, m)
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	require.False(t, t.Failed())
+	putThroughAPI(t, nc, n, 16, id, func(i int) string {
+		return fmt.Sprintf(`{"subject":"natsched.fire.pk","at":%q}`, natsched.FormatTime(at.Add(time.Duration(i)*5*time.Millisecond)))
+	})
 	fireStream, err := jsc.Stream(context.Background(), "NATSCHED_FIRE")
 	require.NoError(t, err)
 	natschedtest.Eventually(t, time.Until(at)+fireWait, func() bool {
