@@ -46,10 +46,10 @@ type firer struct {
 
 	// parts is the partition count (natsched.Partition).
 	parts int
-	// held says which partitions this instance leads, nheld how many.
-	held  []bool
-	nheld int
-	// isLeader: nheld > 0; heldNow lists them, for other goroutines.
+	// held says which partitions this instance leads.
+	held []bool
+	// isLeader: it leads at least one; heldNow lists them, for other
+	// goroutines.
 	isLeader atomic.Bool
 	heldNow  atomic.Pointer[[]int]
 	// fences say, by partition, until when its lease, as last confirmed,
@@ -348,7 +348,7 @@ func (l *firer) run(ctx context.Context) {
 			f.reply <- l.isFresh(f.last, f.entries)
 			continue
 		case q := <-l.query:
-			q <- snapshot{leading: l.nheld > 0, ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
+			q <- snapshot{leading: l.isLeader.Load(), ready: l.ready, busy: l.busy, nextDue: l.idx.peek(), lastRev: l.lastRev}
 			continue
 		case r := <-l.lists:
 			l.listWait = append(l.listWait, r)
@@ -361,7 +361,7 @@ func (l *firer) run(ctx context.Context) {
 		if len(ending) > 0 {
 			ending = l.endTerms(ending)
 		}
-		if l.ready && l.nheld > 0 {
+		if l.ready && l.isLeader.Load() {
 			l.dispatch(ctx)
 		}
 		l.rearm()
@@ -600,9 +600,8 @@ func (l *firer) setHeld(p int, lead bool) {
 			held = append(held, q)
 		}
 	}
-	l.nheld = len(held)
 	l.heldNow.Store(&held)
-	l.isLeader.Store(l.nheld > 0)
+	l.isLeader.Store(len(held) > 0)
 }
 
 // heldPartitions lists the partitions this instance leads.

@@ -91,10 +91,9 @@ type coordinator struct {
 	markers bool // expiries are pushed to the watch
 	token   string
 
-	mu       sync.Mutex
-	bal      balance
-	gates    []*gate
-	lastPoke time.Time
+	mu    sync.Mutex
+	bal   balance
+	gates []*gate
 }
 
 func newCoordinator(c *coordinator) *coordinator {
