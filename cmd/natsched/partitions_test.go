@@ -93,7 +93,11 @@ func TestSIGKILLedPartitionHolder(t *testing.T) {
 	}
 	require.NoError(t, daemons[victim].cmd.Process.Kill()) // SIGKILL
 	killed := time.Now()
-	<-daemons[victim].exited
+	select {
+	case <-daemons[victim].exited:
+	case <-time.After(exitWait):
+		t.Fatalf("%s still running %s after SIGKILL", victim, exitWait)
+	}
 	var live []string
 	for name := range daemons {
 		if name != victim {
